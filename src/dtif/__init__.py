@@ -1,0 +1,1 @@
+"""dtif: low-latency ANN-to-SNN conversion."""

@@ -1,1 +1,41 @@
-"""dtif: low-latency ANN-to-SNN conversion."""
+"""dtif: low-latency ANN-to-SNN conversion with dynamic-threshold integrate-and-fire neurons."""
+
+from dtif.convert import MaxNorm, PercentileNorm, convert
+from dtif.errors import (
+    CalibrationError,
+    CheckpointError,
+    ConversionError,
+    DatasetError,
+    DtifError,
+    InputError,
+    UnsupportedOpsError,
+)
+from dtif.metrics import EnergyModel, latency
+from dtif.neurons import DTIF, IF, DTIFParams, IFParams
+from dtif.sim.engine import SimulationResult, simulate
+from dtif.sim.network import SpikingNetwork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DTIF",
+    "IF",
+    "CalibrationError",
+    "CheckpointError",
+    "ConversionError",
+    "DTIFParams",
+    "DatasetError",
+    "DtifError",
+    "EnergyModel",
+    "IFParams",
+    "InputError",
+    "MaxNorm",
+    "PercentileNorm",
+    "SimulationResult",
+    "SpikingNetwork",
+    "UnsupportedOpsError",
+    "__version__",
+    "convert",
+    "latency",
+    "simulate",
+]

@@ -1,0 +1,178 @@
+"""`convert`: the ordered passes that turn a trained ANN into a spiking network.
+
+prepare (trace -> check_supported -> remove_dropout -> fold_batchnorm -> canonicalize_relu ->
+apply_pool_policy) -> calibrate (collect_scales) -> build (replace_relu, max-pool gates,
+check reshapes, split_static).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from dtif.convert.dropout import remove_dropout
+from dtif.convert.fold_bn import fold_batchnorm
+from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
+from dtif.convert.pooling import MaxPoolPolicy, apply_pool_policy
+from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
+from dtif.convert.static import _dynamic_nodes, split_static
+from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
+from dtif.convert.trace import trace
+from dtif.errors import CalibrationError, ConversionError, InputError, UnsupportedOpsError
+from dtif.neurons import DTIFParams, IFParams
+from dtif.neurons.module import NeuronParams, SpikingNeuron
+from dtif.sim.layers import SpikeMaxPool
+from dtif.sim.network import SpikingNetwork
+
+_POLICIES = ("error", "avg", "gate")
+
+
+def _check_finite(gm: fx.GraphModule) -> None:
+    bad = [
+        name
+        for name, t in [*gm.named_parameters(), *gm.named_buffers()]
+        if t.is_floating_point() and not torch.isfinite(t).all()
+    ]
+    if bad:
+        raise ConversionError(
+            f"the model has NaN or Inf values in {', '.join(bad)}; the weights or BN statistics "
+            "are corrupt. Retrain or reload the checkpoint."
+        )
+
+
+def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphModule:
+    """Trace `model` (a copy) and run the ANN passes; the result is the reference ANN.
+
+    Raises:
+        UnsupportedOpsError: unsupported nodes, all listed in one error.
+        ConversionError: a BN that cannot be folded, or non-finite weights.
+    """
+    if maxpool not in _POLICIES:
+        raise InputError(f"maxpool must be one of {_POLICIES}, got {maxpool!r}")
+    gm = trace(model)
+    check_supported(gm, maxpool)
+    _check_finite(gm)
+    gm = remove_dropout(gm)
+    gm = fold_batchnorm(gm)
+    gm = canonicalize_relu(gm)
+    gm = apply_pool_policy(gm, maxpool)
+    _check_finite(gm)
+    return gm
+
+
+def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
+    """Reshapes after the first ReLU must keep dim 0, which becomes steps*batch."""
+    gm = copy.deepcopy(ann)
+    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
+    try:
+        ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
+    except Exception as err:  # noqa: BLE001 - reported as a shape problem
+        raise CalibrationError(
+            f"inputs of shape {input_shape} do not fit the model: {type(err).__name__}: {err}"
+        ) from err
+    modules = dict(gm.named_modules())
+    after_relu: set[fx.Node] = set()
+    bad = []
+    for node in gm.graph.nodes:
+        if RELU_META in node.meta or any(a in after_relu for a in node.all_input_nodes):
+            after_relu.add(node)
+        shaping = (
+            node.op == "call_method" and node.target in SHAPE_METHODS - {"size"}
+        ) or (node.op == "call_function" and node.target is torch.flatten) or (
+            node.op == "call_module" and isinstance(modules[str(node.target)], nn.Flatten)
+        )
+        meta = node.meta.get("tensor_meta")
+        if node in after_relu and shaping and meta is not None and meta.shape[0] != 2:
+            bad.append(node.name)
+    if bad:
+        raise UnsupportedOpsError(
+            f"reshape(s) {', '.join(bad)} mix the batch dimension; in a spiking network the "
+            "leading dimension is steps*batch. Keep dim 0: use x.flatten(1) or "
+            "x.view(x.size(0), -1)."
+        )
+
+
+def _neuron_for(neuron: NeuronParams, index: int, count: int) -> NeuronParams:
+    return neuron.for_layer(index, count) if isinstance(neuron, DTIFParams) else neuron
+
+
+def build_snn(
+    ann: fx.GraphModule,
+    input_shape: tuple[int, ...],
+    neuron: NeuronParams,
+    scales: list[torch.Tensor],
+    maxpool: MaxPoolPolicy,
+    meta: dict[str, Any] | None = None,
+) -> SpikingNetwork:
+    """Build the spiking network from the reference ANN and one lambda per ReLU site.
+
+    Before: conv -> ReLU -> pool -> ...  After: static [conv] | dynamic [SpikingNeuron -> pool
+    -> ...], each ReLU a spiking layer with threshold balancing by its lambda.
+    """
+    _check_batch_preserved(ann, input_shape)
+    gm = copy.deepcopy(ann)
+    sites = relu_sites(gm)
+    if len(scales) != len(sites):
+        raise ConversionError(f"got {len(scales)} scales for {len(sites)} spiking layers")
+    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
+
+    def make(index: int, node: fx.Node) -> nn.Module:
+        params = _neuron_for(neuron, index, len(sites))
+        return SpikingNeuron(params, scales[index].to(device), str(node.meta[RELU_META]))
+
+    gm = replace_relu(gm, make)
+    if maxpool == "gate":
+        modules = dict(gm.named_modules())
+        dynamic = _dynamic_nodes(gm)
+        for node in gm.graph.nodes:
+            mod = modules.get(str(node.target)) if node.op == "call_module" else None
+            if isinstance(mod, MAXPOOL_MODULES) and node in dynamic:
+                gm.add_submodule(str(node.target), SpikeMaxPool(mod, node.name))
+        gm.recompile()
+    info = dict(meta or {})
+    info.setdefault("neuron", {"type": type(neuron).__name__, **dataclasses.asdict(neuron)})
+    info.setdefault("maxpool", maxpool)
+    return SpikingNetwork(split_static(gm), ann, tuple(input_shape), info)
+
+
+def convert(
+    model: nn.Module,
+    calib: object,
+    neuron: NeuronParams | None = None,
+    norm: Norm | None = None,
+    maxpool: MaxPoolPolicy = "error",
+) -> SpikingNetwork:
+    """Convert a trained ANN into a spiking network. The model itself is never mutated.
+
+    Args:
+        model: a trained CNN with ReLU activations (see the support table).
+        calib: calibration images: a tensor [N, ...] or an iterable of tensors or
+            (input, label) pairs. Take them from the training split, never the test split.
+        neuron: `IF()` (default) or `DTIF(...)`.
+        norm: `MaxNorm()` (default) or `PercentileNorm(p)`, per layer or channelwise.
+        maxpool: "error" (default), "avg" (swap for average pooling) or "gate" (spiking gate).
+
+    Returns:
+        The spiking network; `snn.simulate(x, num_steps)` runs it.
+
+    Raises:
+        UnsupportedOpsError: every unsupported node, listed in one error.
+        ConversionError: a pattern that cannot be converted (e.g. an unfoldable BN).
+        CalibrationError: empty, non-finite or ill-shaped calibration data.
+    """
+    neuron = neuron if neuron is not None else IFParams()
+    norm = norm if norm is not None else MaxNorm()
+    if not isinstance(neuron, (IFParams, DTIFParams)):
+        raise InputError(f"neuron must be dtif.IF(...) or dtif.DTIF(...), got {neuron!r}")
+    data = CalibrationData(calib)
+    ann = prepare_ann(model, maxpool)
+    example = data.first()
+    device = next((p.device for p in ann.parameters()), torch.device("cpu"))
+    scales = collect_scales(ann, data, norm)
+    meta = {"norm": {"type": type(norm).__name__, **dataclasses.asdict(norm)}}
+    return build_snn(ann, tuple(example.shape[1:]), neuron, [s.to(device) for s in scales], maxpool, meta)

@@ -1,0 +1,147 @@
+"""Dynamic-threshold integrate-and-fire (DTIF) neuron, after Wu et al. (2023).
+
+The threshold is set anew at every step and falls as the present input rises, so a strongly
+driven neuron fires sooner. See docs/dtif.md for the equations and the payload rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+
+from dtif.errors import InputError
+
+ThresholdFn = Literal["rational", "exp"]
+Payload = Literal["binary", "graded", "binary-biased"]
+ThetaLevels = Literal["pow2"]
+
+
+@dataclass(frozen=True)
+class DTIFParams:
+    """Parameters of the DTIF neuron, in threshold units (the IF threshold is 1).
+
+    Attributes:
+        alpha: input sensitivity of the threshold (alpha = 0 gives IF back); one float, or one
+            value per spiking layer, resolved by `for_layer`.
+        g: "rational" g(u) = 1 / (1 + alpha u) or "exp" g(u) = exp(-alpha u); g(u) = 1 for u <= 0.
+        payload: "binary" (spike carries 1, reset subtracts 1), "graded" (spike carries theta(t),
+            reset subtracts theta(t)) or "binary-biased" (carries 1, subtracts theta(t); ablation).
+        theta_min: lower clip of the threshold, in (0, 1].
+        burst: most spikes per step.
+        theta_levels: None, or "pow2" to round theta(t) down to a power of two.
+        v0: initial potential V(0) = v0.
+    """
+
+    alpha: float | tuple[float, ...] = 4.0
+    g: ThresholdFn = "rational"
+    payload: Payload = "binary"
+    theta_min: float = 0.05
+    burst: int = 1
+    theta_levels: ThetaLevels | None = None
+    v0: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, list):
+            object.__setattr__(self, "alpha", tuple(float(a) for a in self.alpha))
+        alphas = self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)
+        if not alphas or any(not math.isfinite(a) or a < 0 for a in alphas):
+            raise InputError(f"DTIF alpha must be finite and >= 0, got {self.alpha!r}")
+        if self.g not in ("rational", "exp"):
+            raise InputError(f"DTIF g must be 'rational' or 'exp', got {self.g!r}")
+        if self.payload not in ("binary", "graded", "binary-biased"):
+            raise InputError(
+                f"DTIF payload must be 'binary', 'graded' or 'binary-biased', got {self.payload!r}"
+            )
+        if not 0.0 < self.theta_min <= 1.0:
+            raise InputError(f"DTIF theta_min must be in (0, 1], got {self.theta_min}")
+        if self.burst < 1:
+            raise InputError(f"DTIF burst must be >= 1, got {self.burst}")
+        if self.theta_levels not in (None, "pow2"):
+            raise InputError(f"DTIF theta_levels must be None or 'pow2', got {self.theta_levels!r}")
+
+    def for_layer(self, index: int, num_layers: int) -> DTIFParams:
+        """The parameters of spiking layer `index` (0-based) of `num_layers`, with a scalar alpha.
+
+        Raises:
+            InputError: a per-layer alpha whose length is not `num_layers`.
+        """
+        if not isinstance(self.alpha, tuple):
+            return self
+        if len(self.alpha) != num_layers:
+            raise InputError(
+                f"DTIF got {len(self.alpha)} per-layer alpha values, but the network has "
+                f"{num_layers} spiking layers: give one value per spiking layer or a single float"
+            )
+        return replace(self, alpha=self.alpha[index])
+
+
+@dataclass
+class DTIFState:
+    """State of a layer of DTIF neurons.
+
+    Attributes:
+        v: membrane potential in threshold units.
+        theta: the threshold used at the last step.
+    """
+
+    v: torch.Tensor
+    theta: torch.Tensor
+
+
+def dtif_initial_state(z: torch.Tensor, params: DTIFParams) -> DTIFState:
+    """Initial state V(0) = v0, theta = 1, for an input current shaped like `z`."""
+    return DTIFState(v=torch.full_like(z, params.v0), theta=torch.ones_like(z))
+
+
+def dtif_threshold(z: torch.Tensor, params: DTIFParams) -> torch.Tensor:
+    """theta(t) = clip(g(z(t)), theta_min, 1), optionally rounded down to a power of two.
+
+    Args:
+        z: present input current in threshold units.
+        params: neuron parameters (scalar alpha).
+
+    Returns:
+        The threshold, shaped like `z`.
+    """
+    alpha = float(params.alpha)  # type: ignore[arg-type]  # for_layer resolved it to a float
+    u = torch.clamp(z, min=0.0)
+    theta = 1.0 / (1.0 + alpha * u) if params.g == "rational" else torch.exp(-alpha * u)
+    theta = torch.clamp(theta, params.theta_min, 1.0)
+    if params.theta_levels == "pow2":
+        theta = torch.exp2(torch.floor(torch.log2(theta)))
+    return theta
+
+
+def dtif_step(
+    z: torch.Tensor, state: DTIFState, params: DTIFParams
+) -> tuple[torch.Tensor, DTIFState]:
+    """One step of the DTIF neuron.
+
+    V(t) = V(t-1) + z(t);  theta(t) = clip(g(z(t)), theta_min, 1).
+    - binary:        n = clamp(floor(V - theta) + 1, 0, burst); V -= n;          payload 1
+    - graded:        n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload theta
+    - binary-biased: n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload 1
+
+    Args:
+        z: input current in threshold units, any shape.
+        state: the state after step t-1.
+        params: neuron parameters (scalar alpha).
+
+    Returns:
+        (spikes, new_state): the spike count n(t). What a spike delivers is `dtif_payload`.
+    """
+    v = state.v + z
+    theta = dtif_threshold(z, params)
+    if params.payload == "binary":
+        n = torch.clamp(torch.floor(v - theta) + 1.0, 0, params.burst)
+        return n, DTIFState(v=v - n, theta=theta)
+    n = torch.clamp(torch.floor(v / theta), 0, params.burst)
+    return n, DTIFState(v=v - n * theta, theta=theta)
+
+
+def dtif_payload(spikes: torch.Tensor, state: DTIFState, params: DTIFParams) -> torch.Tensor:
+    """What the spikes of the last step deliver, in threshold units: n * theta(t) when graded."""
+    return spikes * state.theta if params.payload == "graded" else spikes

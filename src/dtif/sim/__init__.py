@@ -1,0 +1,1 @@
+"""Simulation: the run context, time-aware layers, the network and the engine."""

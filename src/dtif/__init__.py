@@ -13,6 +13,7 @@ from dtif.errors import (
 from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim.engine import SimulationResult, simulate
+from dtif.sim.evaluate import Evaluation, evaluate
 from dtif.sim.network import SpikingNetwork
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "DatasetError",
     "DtifError",
     "EnergyModel",
+    "Evaluation",
     "IFParams",
     "InputError",
     "MaxNorm",
@@ -36,6 +38,7 @@ __all__ = [
     "UnsupportedOpsError",
     "__version__",
     "convert",
+    "evaluate",
     "latency",
     "simulate",
 ]

@@ -1,0 +1,192 @@
+"""`evaluate`: stream a test loader through the SNN and its reference ANN, accumulating metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dtif.errors import InputError
+from dtif.metrics.energy import EnergyModel
+from dtif.metrics.latency import latency
+from dtif.sim.engine import simulate
+from dtif.sim.network import SpikingNetwork
+
+
+@dataclass
+class Evaluation:
+    """Accuracy and cost of one SNN on one test set, at every T <= num_steps.
+
+    Attributes:
+        accuracy: a(T) as fractions, index t-1 holds step t.
+        ann_accuracy: the reference ANN's accuracy A on the same images.
+        synops: cumulative SOPs per sample at each T.
+        synops_graded: the part of `synops` whose events cost a multiply.
+        energy_pj: cumulative energy per sample at each T, in pJ.
+        ann_energy_pj: the ANN's energy per sample, in pJ.
+        ann_macs: the ANN's MACs per sample.
+        static_macs: MACs per sample of the SNN's analog first part.
+        firing_rates: spikes per neuron per step, averaged over samples and steps, by layer.
+        spikes: total spikes per step, summed over samples, by layer.
+        num_samples: the number of test images.
+    """
+
+    accuracy: list[float]
+    ann_accuracy: float
+    synops: list[float]
+    synops_graded: list[float]
+    energy_pj: list[float]
+    ann_energy_pj: float
+    ann_macs: int
+    static_macs: int
+    firing_rates: dict[str, float]
+    spikes: dict[str, list[float]] = field(default_factory=dict)
+    num_samples: int = 0
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.accuracy)
+
+    def latency(self, delta: float = 1.0) -> int | None:
+        """L_delta in steps (delta in percentage points), or None when not reached."""
+        return latency(self.accuracy, self.ann_accuracy, delta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "accuracy": self.accuracy,
+            "ann_accuracy": self.ann_accuracy,
+            "latency": {"1.0": self.latency(1.0), "0.1": self.latency(0.1)},
+            "synops": self.synops,
+            "synops_graded": self.synops_graded,
+            "energy_pj": self.energy_pj,
+            "ann_energy_pj": self.ann_energy_pj,
+            "ann_macs": self.ann_macs,
+            "static_macs": self.static_macs,
+            "firing_rates": self.firing_rates,
+            "num_samples": self.num_samples,
+            "num_steps": self.num_steps,
+        }
+
+
+@dataclass
+class Totals:
+    """Running sums over batches; add() merges another set (e.g. from another rank)."""
+
+    correct: torch.Tensor
+    ann_correct: torch.Tensor
+    synops: torch.Tensor
+    synops_graded: torch.Tensor
+    energy: torch.Tensor
+    spikes: dict[str, torch.Tensor]
+    count: torch.Tensor
+
+
+def _batches(loader: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    for item in loader:
+        if not (isinstance(item, (tuple, list)) and len(item) >= 2):
+            raise InputError("the test loader must yield (input, label) pairs")
+        yield item[0], item[1]
+
+
+def accumulate(
+    snn: SpikingNetwork,
+    loader: Iterable[Any],
+    num_steps: int,
+    energy: EnergyModel,
+    progress: bool = True,
+    **sim_kw: Any,
+) -> Totals:
+    """Sum correct counts per T, SOPs, energy and spikes over the loader's batches."""
+    totals: Totals | None = None
+    bar = tqdm(desc="simulate", unit="img", disable=not progress, leave=False)
+    device = snn.device
+    for x, y in _batches(loader):
+        res = simulate(snn, x, num_steps, energy=energy, **sim_kw)
+        y = y.to(device)
+        with torch.inference_mode():
+            ann_pred = snn.ann(x.to(device)).flatten(1).argmax(dim=1)
+        n = x.shape[0]
+        part = Totals(
+            correct=res.correct(y).double(),
+            ann_correct=(ann_pred == y).sum().double(),
+            synops=res.synops * n,
+            synops_graded=res.synops_graded * n,
+            energy=res.energy_pj * n,
+            spikes={k: v.double() for k, v in res.spikes.items()},
+            count=torch.tensor(float(n), dtype=torch.float64, device=device),
+        )
+        totals = part if totals is None else _merge(totals, part)
+        bar.update(n)
+        acc = (totals.correct[-1] / totals.count).item()
+        bar.set_postfix(acc_T=f"{acc:.3f}")
+    bar.close()
+    if totals is None:
+        raise InputError("the test loader is empty")
+    return totals
+
+
+def _merge(a: Totals, b: Totals) -> Totals:
+    return Totals(
+        correct=a.correct + b.correct,
+        ann_correct=a.ann_correct + b.ann_correct,
+        synops=a.synops + b.synops,
+        synops_graded=a.synops_graded + b.synops_graded,
+        energy=a.energy + b.energy,
+        spikes={k: a.spikes[k] + b.spikes[k] for k in a.spikes},
+        count=a.count + b.count,
+    )
+
+
+def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluation:
+    """Turn summed totals into an Evaluation."""
+    n = float(totals.count.item())
+    profile = snn.profile(snn.input_shape)
+    steps = totals.correct.shape[0]
+    rates = {
+        k: float(v.sum().item() / (n * steps * max(profile.layer_sizes.get(k, 1), 1)))
+        for k, v in totals.spikes.items()
+    }
+    return Evaluation(
+        accuracy=(totals.correct / n).tolist(),
+        ann_accuracy=float(totals.ann_correct.item() / n),
+        synops=(totals.synops / n).tolist(),
+        synops_graded=(totals.synops_graded / n).tolist(),
+        energy_pj=(totals.energy / n).tolist(),
+        ann_energy_pj=energy.ann_pj(profile.ann_macs),
+        ann_macs=profile.ann_macs,
+        static_macs=profile.static_macs,
+        firing_rates=rates,
+        spikes={k: v.tolist() for k, v in totals.spikes.items()},
+        num_samples=int(n),
+    )
+
+
+def evaluate(
+    snn: SpikingNetwork,
+    loader: Iterable[Any],
+    num_steps: int,
+    *,
+    energy: EnergyModel | None = None,
+    progress: bool = True,
+    **sim_kw: Any,
+) -> Evaluation:
+    """Evaluate `snn` on every (input, label) batch of `loader`, for every T <= num_steps.
+
+    Args:
+        snn: the converted network.
+        loader: an iterable of (input [B, ...], label [B]) pairs.
+        num_steps: T_max.
+        energy: the energy model (default `EnergyModel()`).
+        progress: show a progress bar.
+        sim_kw: passed to `simulate` (time_chunk, batch_chunk).
+
+    Returns:
+        Accuracy, latency, SOPs, energy and firing rates.
+    """
+    energy = energy or EnergyModel()
+    totals = accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+    return finish(snn, totals, energy)

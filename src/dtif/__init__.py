@@ -1,5 +1,6 @@
 """dtif: low-latency ANN-to-SNN conversion with dynamic-threshold integrate-and-fire neurons."""
 
+from dtif.calibrate import DTIFCalibration, calibrate_dtif
 from dtif.convert import MaxNorm, PercentileNorm, convert
 from dtif.errors import (
     CalibrationError,
@@ -24,6 +25,7 @@ __all__ = [
     "CalibrationError",
     "CheckpointError",
     "ConversionError",
+    "DTIFCalibration",
     "DTIFParams",
     "DatasetError",
     "DtifError",
@@ -37,6 +39,7 @@ __all__ = [
     "SpikingNetwork",
     "UnsupportedOpsError",
     "__version__",
+    "calibrate_dtif",
     "convert",
     "evaluate",
     "latency",

@@ -29,3 +29,10 @@ class DatasetError(DtifError):
 
 class CheckpointError(DtifError):
     """A checkpoint is missing, corrupt, unsafe, or does not match its architecture."""
+
+
+class OutputError(DtifError):
+    """An output file cannot be written (directory missing or not writable, disk full).
+
+    Writes are atomic: when this is raised, the file that was there before is unchanged.
+    """

@@ -145,9 +145,7 @@ class CalibrationData:
         return next(iter(self))
 
 
-def collect_scales(
-    ann: fx.GraphModule, batches: CalibrationData, norm: Norm
-) -> list[torch.Tensor]:
+def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) -> list[torch.Tensor]:
     """Run calibration batches through a copy of `ann` and return lambda for each ReLU site.
 
     Args:

@@ -82,9 +82,9 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
         if RELU_META in node.meta or any(a in after_relu for a in node.all_input_nodes):
             after_relu.add(node)
         shaping = (
-            node.op == "call_method" and node.target in SHAPE_METHODS - {"size"}
-        ) or (node.op == "call_function" and node.target is torch.flatten) or (
-            node.op == "call_module" and isinstance(modules[str(node.target)], nn.Flatten)
+            (node.op == "call_method" and node.target in SHAPE_METHODS - {"size"})
+            or (node.op == "call_function" and node.target is torch.flatten)
+            or (node.op == "call_module" and isinstance(modules[str(node.target)], nn.Flatten))
         )
         meta = node.meta.get("tensor_meta")
         if node in after_relu and shaping and meta is not None and meta.shape[0] != 2:
@@ -136,6 +136,7 @@ def build_snn(
         gm.recompile()
     info = dict(meta or {})
     info.setdefault("neuron", {"type": type(neuron).__name__, **dataclasses.asdict(neuron)})
+    info.setdefault("neuron_params", neuron)
     info.setdefault("maxpool", maxpool)
     return SpikingNetwork(split_static(gm), ann, tuple(input_shape), info)
 
@@ -175,4 +176,6 @@ def convert(
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     scales = collect_scales(ann, data, norm)
     meta = {"norm": {"type": type(norm).__name__, **dataclasses.asdict(norm)}}
-    return build_snn(ann, tuple(example.shape[1:]), neuron, [s.to(device) for s in scales], maxpool, meta)
+    return build_snn(
+        ann, tuple(example.shape[1:]), neuron, [s.to(device) for s in scales], maxpool, meta
+    )

@@ -61,8 +61,11 @@ def split_static(gm: fx.GraphModule) -> SplitGraph:
         and any(u in dynamic or u is out_node for u in n.users)
     ]
     for n in boundary:
-        if n.op == "call_method" and n.target == "size" or n.op == "call_function" and any(
-            isinstance(a, fx.Node) and a.target == "size" for a in n.all_input_nodes
+        if (
+            n.op == "call_method"
+            and n.target == "size"
+            or n.op == "call_function"
+            and any(isinstance(a, fx.Node) and a.target == "size" for a in n.all_input_nodes)
         ):
             raise UnsupportedOpsError(
                 f"'{n.name}' reads the batch size before the first ReLU and uses it after; in a "
@@ -88,9 +91,7 @@ def split_static(gm: fx.GraphModule) -> SplitGraph:
     def lookup(user: fx.Node, a: fx.Node) -> fx.Node:
         if a in dynamic or a.op == "get_attr":
             return denv[a]
-        takes_static = user.op == "call_module" and isinstance(
-            modules[str(user.target)], TimeAware
-        )
+        takes_static = user.op == "call_module" and isinstance(modules[str(user.target)], TimeAware)
         if takes_static:
             return denv[a]
         if a not in repeated:

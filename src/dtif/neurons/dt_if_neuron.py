@@ -32,7 +32,7 @@ class DTIFParams:
         theta_min: lower clip of the threshold, in (0, 1].
         burst: most spikes per step.
         theta_levels: None, or "pow2" to round theta(t) down to a power of two.
-        v0: initial potential V(0) = v0.
+        v0: initial potential V(0) = v0; one float, or one value per spiking layer.
     """
 
     alpha: float | tuple[float, ...] = 4.0
@@ -41,11 +41,15 @@ class DTIFParams:
     theta_min: float = 0.05
     burst: int = 1
     theta_levels: ThetaLevels | None = None
-    v0: float = 0.0
+    v0: float | tuple[float, ...] = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.alpha, list):
-            object.__setattr__(self, "alpha", tuple(float(a) for a in self.alpha))
+        for name in ("alpha", "v0"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(float(a) for a in getattr(self, name)))
+        v0s = self.v0 if isinstance(self.v0, tuple) else (self.v0,)
+        if not v0s or any(not math.isfinite(v) for v in v0s):
+            raise InputError(f"DTIF v0 must be finite, got {self.v0!r}")
         alphas = self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)
         if not alphas or any(not math.isfinite(a) or a < 0 for a in alphas):
             raise InputError(f"DTIF alpha must be finite and >= 0, got {self.alpha!r}")
@@ -63,19 +67,23 @@ class DTIFParams:
             raise InputError(f"DTIF theta_levels must be None or 'pow2', got {self.theta_levels!r}")
 
     def for_layer(self, index: int, num_layers: int) -> DTIFParams:
-        """The parameters of spiking layer `index` (0-based) of `num_layers`, with a scalar alpha.
+        """The parameters of spiking layer `index` (0-based) of `num_layers`: scalar alpha and v0.
 
         Raises:
-            InputError: a per-layer alpha whose length is not `num_layers`.
+            InputError: a per-layer alpha or v0 whose length is not `num_layers`.
         """
-        if not isinstance(self.alpha, tuple):
-            return self
-        if len(self.alpha) != num_layers:
-            raise InputError(
-                f"DTIF got {len(self.alpha)} per-layer alpha values, but the network has "
-                f"{num_layers} spiking layers: give one value per spiking layer or a single float"
-            )
-        return replace(self, alpha=self.alpha[index])
+        resolved = {}
+        for name in ("alpha", "v0"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                continue
+            if len(value) != num_layers:
+                raise InputError(
+                    f"DTIF got {len(value)} per-layer {name} values, but the network has "
+                    f"{num_layers} spiking layers: give one value per spiking layer or one float"
+                )
+            resolved[name] = value[index]
+        return replace(self, **resolved) if resolved else self
 
 
 @dataclass

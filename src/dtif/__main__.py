@@ -1,0 +1,5 @@
+"""`python -m dtif`."""
+
+from dtif.cli import main
+
+raise SystemExit(main())

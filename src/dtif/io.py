@@ -1,0 +1,132 @@
+"""Atomic file writes: a file is either the old version or the complete new one, never half.
+
+Each writer writes a temporary file in the target's directory, flushes and fsyncs it, then
+renames it over the target with ``os.replace`` (atomic on POSIX and Windows within one file
+system) and fsyncs the directory. If anything fails (disk full, Ctrl-C, an exception while
+serialising), the temporary file is removed and the target keeps its previous content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from dtif.errors import OutputError
+
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permission bits the target would get from a plain ``open(path, "w")``."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist the rename (best effort: some file systems cannot open directories)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
+    target = Path(path)
+    directory = target.parent
+    if not directory.is_dir():
+        raise OutputError(
+            f"cannot write {target}: directory {directory} does not exist. Create it first or "
+            "choose another output directory."
+        )
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a directory. Choose a file name.")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OutputError(
+            f"cannot write {target}: directory {directory} is not writable ({err.strerror or err}). "
+            "Fix its permissions or choose another output directory."
+        ) from err
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise OutputError(
+                f"could not write {target}: {err.strerror or err}; the previous file (if any) is "
+                "unchanged. Free disk space or choose another output directory, then retry."
+            ) from err
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename).
+
+    Args:
+        path: target file; its directory must exist.
+        data: the new content.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        OutputError: the directory is missing or not writable, or the write failed (e.g. disk
+            full); the previous file is unchanged and no temporary file is left behind.
+    """
+    return _atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically; see :func:`atomic_write_bytes`.
+
+    Args:
+        path: target file; its directory must exist.
+        text: the new content.
+        encoding: text encoding.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        OutputError: as :func:`atomic_write_bytes`.
+    """
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj, path)`` atomically; see :func:`atomic_write_bytes`.
+
+    Args:
+        obj: what to save (for dtif files: plain tensors, dicts, lists, str, numbers).
+        path: target file; its directory must exist.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        OutputError: as :func:`atomic_write_bytes`.
+        Exception: whatever ``torch.save`` raises while serialising ``obj``; the previous
+            file is unchanged.
+    """
+    return _atomic_write(path, lambda f: torch.save(obj, f))

@@ -1,0 +1,200 @@
+"""Named conversion methods: a neuron and a normalization, given short names for the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.errors import InputError
+from dtif.neurons import DTIFParams, IFParams
+from dtif.neurons.module import NeuronParams
+
+AUTO = "dtif-auto"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A conversion recipe.
+
+    Attributes:
+        name: the short name.
+        neuron: IF or DTIF parameters.
+        norm: the threshold normalization.
+        description: one line for `--list-methods`.
+        auto: True when DTIF's hyperparameters are calibrated per network (`dtif-auto`).
+    """
+
+    name: str
+    neuron: NeuronParams
+    norm: Norm
+    description: str
+    auto: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "neuron": {"type": type(self.neuron).__name__, **asdict(self.neuron)},
+            "norm": {"type": type(self.norm).__name__, **asdict(self.norm)},
+            "description": self.description,
+            "auto": self.auto,
+        }
+
+
+# The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
+DTIF_ALPHA = 8.0
+_P999 = PercentileNorm(99.9)
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("if-max", IFParams(), MaxNorm(), "IF, max normalization (Diehl et al. 2015)"),
+        Method(
+            "if-p99.9", IFParams(), _P999, "IF, 99.9th-percentile normalization (Rueckauer 2017)"
+        ),
+        Method(
+            "if-p99.99", IFParams(), PercentileNorm(99.99), "IF, 99.99th-percentile normalization"
+        ),
+        Method(
+            "if-max-v0.5",
+            IFParams(v0=0.5),
+            MaxNorm(),
+            "IF, max norm, initial potential 0.5 (Bu et al.)",
+        ),
+        Method("if-p99.9-v0.5", IFParams(v0=0.5), _P999, "IF, p99.9 norm, initial potential 0.5"),
+        Method(
+            "dtif",
+            DTIFParams(alpha=DTIF_ALPHA),
+            _P999,
+            f"DTIF, binary payload, rational g, alpha={DTIF_ALPHA:g}, p99.9 norm",
+        ),
+        Method(
+            "dtif-exp",
+            DTIFParams(alpha=DTIF_ALPHA, g="exp"),
+            _P999,
+            f"DTIF, binary payload, exponential g, alpha={DTIF_ALPHA:g}, p99.9 norm",
+        ),
+        Method(
+            "dtif-graded",
+            DTIFParams(alpha=DTIF_ALPHA, payload="graded", burst=4, theta_min=0.25, v0=0.5),
+            _P999,
+            "DTIF, graded payload (MSAT reading), burst 4, theta_min 0.25, v0 0.5, p99.9 norm",
+        ),
+        Method(
+            "dtif-pow2",
+            DTIFParams(
+                alpha=DTIF_ALPHA,
+                payload="graded",
+                burst=4,
+                theta_min=0.25,
+                v0=0.5,
+                theta_levels="pow2",
+            ),
+            _P999,
+            "DTIF graded with power-of-two threshold levels (shift-and-add synapses)",
+        ),
+        Method(
+            "dtif-binary-biased",
+            DTIFParams(alpha=DTIF_ALPHA, payload="binary-biased"),
+            _P999,
+            "ablation: binary payload but reset by theta(t); the rate is biased",
+        ),
+        Method(
+            AUTO,
+            DTIFParams(alpha=DTIF_ALPHA),
+            _P999,
+            "DTIF with per-layer alpha and v0 calibrated on training images",
+            auto=True,
+        ),
+    ]
+}
+
+DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")
+
+_NEURONS: dict[str, type] = {
+    "IF": IFParams,
+    "IFParams": IFParams,
+    "DTIF": DTIFParams,
+    "DTIFParams": DTIFParams,
+}
+_NORMS: dict[str, type] = {"MaxNorm": MaxNorm, "PercentileNorm": PercentileNorm}
+
+
+def _build(table: dict[str, type], spec: dict[str, Any], what: str, source: str) -> Any:
+    kind = spec.get("type")
+    if kind not in table:
+        raise InputError(f"{source}: {what} type must be one of {sorted(table)}, got {kind!r}")
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        return table[kind](**kwargs)
+    except TypeError as err:
+        raise InputError(f"{source}: bad {what} parameters {kwargs}: {err}") from err
+
+
+def method_from_file(path: Path) -> Method:
+    """A method from a JSON or YAML spec: {name, neuron: {type, ...}, norm: {type, ...}}.
+
+    Raises:
+        InputError: unreadable file, or bad fields.
+    """
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as err:
+            raise InputError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON"
+            ) from err
+        spec = yaml.safe_load(text)
+    else:
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(spec, dict) or "neuron" not in spec:
+        raise InputError(
+            f"{path}: a method spec needs a 'neuron' mapping (and optionally 'norm', 'name')"
+        )
+    neuron = _build(_NEURONS, spec["neuron"], "neuron", str(path))
+    norm = _build(_NORMS, spec.get("norm", {"type": "MaxNorm"}), "norm", str(path))
+    name = str(spec.get("name", path.stem))
+    return Method(
+        name,
+        neuron,
+        norm,
+        spec.get("description", f"from {path.name}"),
+        bool(spec.get("auto", False)),
+    )
+
+
+def get_method(name: str) -> Method:
+    """The method called `name`, or one read from a .json/.yaml spec file.
+
+    Raises:
+        InputError: an unknown name; the message lists the valid names.
+    """
+    if name in METHODS:
+        return METHODS[name]
+    path = Path(name)
+    if path.suffix in (".json", ".yaml", ".yml"):
+        if not path.is_file():
+            raise InputError(f"method spec file {path} does not exist")
+        return method_from_file(path)
+    raise InputError(
+        f"unknown method {name!r}; valid names: {', '.join(METHODS)} "
+        "(or a .json/.yaml spec file; see `dtif compare --list-methods`)"
+    )
+
+
+def parse_methods(text: str) -> list[Method]:
+    """Methods from a comma-separated list; duplicates are dropped."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError("--methods is empty; give a comma-separated list of method names")
+    seen: dict[str, Method] = {}
+    for n in names:
+        m = get_method(n)
+        seen.setdefault(m.name, m)
+    return list(seen.values())

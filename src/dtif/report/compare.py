@@ -1,0 +1,187 @@
+"""`compare_methods`: convert one ANN with several methods and measure each on one test set.
+
+Results are written after every method (atomically), so an interrupted run keeps what it
+finished and `resume=True` picks up from there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dtif.convert.pipeline import convert
+from dtif.io import atomic_write_text
+from dtif.methods import Method
+from dtif.metrics.energy import EnergyModel
+from dtif.neurons import DTIFParams
+from dtif.sim.evaluate import Evaluation, evaluate
+from dtif.sim.network import SpikingNetwork
+
+REFERENCE = "if-max"
+RESULTS = "results.json"
+
+
+def build_snn_for(
+    method: Method,
+    model: nn.Module,
+    calib: torch.Tensor,
+    maxpool: str,
+    target_steps: int,
+) -> SpikingNetwork:
+    """Convert `model` with `method`; `dtif-auto` calibrates DTIF on `calib` first."""
+    if method.auto:
+        from dtif.calibrate import calibrate_dtif
+
+        base = method.neuron if isinstance(method.neuron, DTIFParams) else None
+        return calibrate_dtif(
+            model, calib, target_steps=target_steps, base=base, norm=method.norm, maxpool=maxpool
+        ).snn
+    return convert(model, calib, neuron=method.neuron, norm=method.norm, maxpool=maxpool)  # type: ignore[arg-type]  # policy checked in convert
+
+
+def _entry(method: Method, ev: Evaluation) -> dict[str, Any]:
+    d = ev.to_dict()
+    d["method"] = method.to_dict()
+    return d
+
+
+def summarize(
+    entries: dict[str, dict[str, Any]], num_steps: int, num_test: int, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The results dict: per-method entries plus speed-up and energy ratio against if-max.
+
+    Speed-up = L_1(if-max) / L_1(method); energy ratio = E(L_1 method) / E(L_1 if-max), each
+    at its own latency. Either is None where a latency is not reached by T_max.
+    """
+    first = next(iter(entries.values()))
+    ref = entries.get(REFERENCE)
+    speedup: dict[str, float | None] = {}
+    ratio: dict[str, float | None] = {}
+    for name, e in entries.items():
+        l_ref = None if ref is None else ref["latency"]["1.0"]
+        l_m = e["latency"]["1.0"]
+        if ref is None or l_ref is None or l_m is None:
+            speedup[name] = ratio[name] = None
+            continue
+        speedup[name] = l_ref / l_m
+        ratio[name] = e["energy_pj"][l_m - 1] / ref["energy_pj"][l_ref - 1]
+    return {
+        "ann_accuracy": first["ann_accuracy"],
+        "ann_energy_pj": first["ann_energy_pj"],
+        "ann_macs": first["ann_macs"],
+        "num_steps": num_steps,
+        "num_test": num_test,
+        "reference": REFERENCE,
+        "methods": entries,
+        "speedup": speedup,
+        "energy_ratio": ratio,
+        "meta": meta,
+    }
+
+
+def results_csv(results: dict[str, Any]) -> str:
+    """Long-format CSV: one row per method and step."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "T", "accuracy", "synops", "energy_pj"])
+    for name, m in results["methods"].items():
+        for t, (a, s, e) in enumerate(zip(m["accuracy"], m["synops"], m["energy_pj"]), 1):
+            w.writerow([name, t, f"{a:.6f}", f"{s:.6g}", f"{e:.6g}"])
+    return buf.getvalue()
+
+
+def _load_previous(out_dir: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    path = out_dir / RESULTS
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    if old.get("meta", {}).get("run") != meta.get("run"):
+        return {}
+    return dict(old.get("methods", {}))
+
+
+def compare_methods(
+    model: nn.Module,
+    calib: torch.Tensor,
+    test_loader: Iterable[Any],
+    methods: list[Method],
+    num_steps: int,
+    num_test: int,
+    out_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    maxpool: str = "error",
+    energy: EnergyModel | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Convert `model` with each method, evaluate on `test_loader`, and write the results.
+
+    Args:
+        model: the trained ANN.
+        calib: calibration images from the training split.
+        test_loader: (input, label) batches of the test set.
+        methods: the methods; if-max (the reference) is added first when missing.
+        num_steps: T_max.
+        num_test: the number of test images (for the report).
+        out_dir: where results.json (after each method), results.csv and the plots go.
+        resume: reuse methods already in out_dir/results.json from the same run settings.
+        maxpool: the max-pool policy.
+        energy: the energy model.
+        progress: show progress bars.
+        log: where progress lines go.
+        meta: run settings stored with the results; `meta["run"]` must match to resume.
+
+    Returns:
+        The results dict (the shape of results.json).
+    """
+    from dtif.report.plots import plot_results
+
+    energy = energy or EnergyModel()
+    meta = dict(meta or {})
+    meta.setdefault("run", {"num_steps": num_steps, "num_test": num_test})
+    meta["energy"] = {"e_ac_pj": energy.e_ac_pj, "e_mac_pj": energy.e_mac_pj}
+    if all(m.name != REFERENCE for m in methods):
+        from dtif.methods import METHODS
+
+        methods = [METHODS[REFERENCE], *methods]
+    entries: dict[str, dict[str, Any]] = {}
+    previous = _load_previous(out_dir, meta) if (resume and out_dir is not None) else {}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for i, method in enumerate(methods, 1):
+        old = previous.get(method.name)
+        if old is not None and old.get("method") == method.to_dict():
+            log(f"[{i}/{len(methods)}] {method.name}: reused from {out_dir / RESULTS}")
+            entries[method.name] = old
+            continue
+        log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
+        snn = build_snn_for(method, model, calib, maxpool, target_steps=max(1, num_steps // 8))
+        ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress)
+        entries[method.name] = _entry(method, ev)
+        l1 = ev.latency(1.0)
+        log(
+            f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "
+            f"(ANN {100 * ev.ann_accuracy:.2f}%), L_1 = {l1 if l1 is not None else 'not reached'}"
+        )
+        if out_dir is not None:
+            partial = summarize(entries, num_steps, num_test, {**meta, "complete": False})
+            atomic_write_text(out_dir / RESULTS, json.dumps(partial, indent=1))
+    results = summarize(entries, num_steps, num_test, {**meta, "complete": True})
+    if out_dir is not None:
+        atomic_write_text(out_dir / RESULTS, json.dumps(results, indent=1))
+        atomic_write_text(out_dir / "results.csv", results_csv(results))
+        for p in plot_results(results, out_dir):
+            log(f"wrote {p}")
+    return results

@@ -11,6 +11,7 @@ from dtif.errors import (
     InputError,
     UnsupportedOpsError,
 )
+from dtif.export import export_nir, import_nir
 from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim.engine import SimulationResult, simulate
@@ -42,6 +43,8 @@ __all__ = [
     "calibrate_dtif",
     "convert",
     "evaluate",
+    "export_nir",
+    "import_nir",
     "latency",
     "simulate",
 ]

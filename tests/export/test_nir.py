@@ -179,3 +179,21 @@ def test_import_refuses_unknown_nodes() -> None:
     with pytest.raises(UnsupportedOpsError, match="2 NIR node") as err:
         import_nir(graph)
     assert "- li: LI:" in str(err.value) and "- lif: LIF:" in str(err.value)
+
+
+def test_conv1d_and_bias_free_linear_round_trip(tmp_path: Path) -> None:
+    class Conv1dNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3, stride=2, padding=1)
+            self.fc1 = nn.Linear(12, 4, bias=False)
+            self.fc2 = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.conv(x)).flatten(1)
+            return self.fc2(torch.relu(self.fc1(h)))
+
+    snn, x = _convert(Conv1dNet(), (2, 8), neuron=ZERO_RESET)
+    graph = export_nir(snn)
+    assert any(isinstance(n, nir.Linear) for n in graph.nodes.values())
+    _assert_same(snn, _round_trip(snn, tmp_path / "c1.nir"), x)

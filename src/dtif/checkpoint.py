@@ -15,7 +15,8 @@ SNN file (``format: "dtif-snn"``)::
 
     {"format", "format_version", "dtif_version", "model": ModelSpec.to_dict(), "method",
      "neuron": {"type", **params}, "norm": {"type", **params} | None, "maxpool",
-     "input_shape": [ints], "state_dict": SpikingNetwork.state_dict()}
+     "input_shape": [ints], "state_dict": SpikingNetwork.state_dict(),
+     "meta": the other plain entries of snn.meta (e.g. DTIF calibration results)}
 
 An SNN is rebuilt from its recipe (model spec -> ``prepare_ann`` -> ``build_snn`` with the
 saved per-layer scales), then its saved state is loaded strictly, so the loaded network gives
@@ -405,6 +406,45 @@ def _matching(given: dict[str, Any] | str | None, recorded: object, name: str) -
         )
 
 
+#: ``snn.meta`` keys that the recipe rebuilds; other plain entries are saved as they are.
+_RECIPE_KEYS = frozenset({"method", "model", "neuron", "neuron_params", "norm", "maxpool"})
+
+
+def _fields(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k != "type"}
+
+
+def _is_plain(value: object) -> bool:
+    try:
+        _check_plain(value, "meta")
+    except InputError:
+        return False
+    return True
+
+
+def _check_neurons(snn: SpikingNetwork, neuron: NeuronParams) -> None:
+    """Each spiking layer must hold the params that ``build_snn`` derives from ``neuron``.
+
+    The file records one neuron for the whole network; a layer changed after conversion
+    would otherwise load silently as something else.
+    """
+    sites = relu_sites(snn.ann)
+    modules = dict(snn.dynamic.named_modules())
+    wrong = []
+    for index, site in enumerate(sites):
+        module = modules.get(str(site.target))
+        expected = neuron.for_layer(index, len(sites)) if isinstance(neuron, DTIFParams) else neuron
+        actual = getattr(module, "params", None)
+        if actual != expected:
+            wrong.append(f"{site.target}: {actual} (recorded neuron gives {expected})")
+    if wrong:
+        raise InputError(
+            "save_snn: the neuron parameters do not describe the network's spiking layers: "
+            f"{'; '.join(wrong[:MAX_LISTED])}. Pass the neuron (e.g. a DTIF with per-layer "
+            "alpha and v0) that gives every layer its parameters."
+        )
+
+
 def save_snn(
     path: str | os.PathLike[str],
     snn: SpikingNetwork,
@@ -418,7 +458,9 @@ def save_snn(
     """Write a converted spiking network atomically: its recipe and its state.
 
     ``neuron``, ``norm`` and ``maxpool`` default to what ``snn.meta`` records (as set by
-    ``dtif.convert``); when given they must agree with it.
+    ``dtif.convert``); a given norm or max-pool policy must agree with it. The neuron must
+    give each spiking layer the parameters it holds (checked), since only the recipe is
+    saved.
 
     Args:
         path: target file; its directory must exist.
@@ -434,15 +476,13 @@ def save_snn(
 
     Raises:
         InputError: the neuron, norm or max-pool policy is unknown, missing, or disagrees
-            with ``snn.meta``.
+            with ``snn.meta`` or with the parameters of the spiking layers.
         OutputError: the file cannot be written; any previous file is unchanged.
     """
     meta = snn.meta
     neuron_dict = _params_dict(neuron) if neuron is not None else meta.get("neuron")
     norm_dict = _params_dict(norm) if norm is not None else meta.get("norm")
     policy = maxpool if maxpool is not None else meta.get("maxpool")
-    if neuron is not None:
-        _matching(neuron_dict, meta.get("neuron"), "neuron")
     if norm is not None:
         _matching(norm_dict, meta.get("norm"), "norm")
     if maxpool is not None:
@@ -459,6 +499,7 @@ def save_snn(
         )
     if policy not in _POLICIES:
         raise InputError(f"save_snn: maxpool must be one of {_POLICIES}, got {policy!r}")
+    _check_neurons(snn, _NEURON_TYPES[neuron_dict["type"]](**_fields(neuron_dict)))
     payload: dict[str, Any] = {
         "format": SNN_FORMAT,
         "format_version": FORMAT_VERSION,
@@ -470,6 +511,7 @@ def save_snn(
         "maxpool": policy,
         "input_shape": [int(s) for s in snn.input_shape],
         "state_dict": _plain_state_dict(snn),
+        "meta": {k: v for k, v in meta.items() if k not in _RECIPE_KEYS and _is_plain(v)},
     }
     _check_plain(payload, "snn")
     return atomic_torch_save(payload, path)
@@ -480,9 +522,8 @@ def _params_from(data: object, table: Mapping[str, type[Any]], what: str, file: 
         raise CheckpointError(
             f"{file}: unknown {what} {data!r}; valid types: {', '.join(table)}. {_SNN_FIX}"
         )
-    fields = {k: v for k, v in data.items() if k != "type"}
     try:
-        return table[data["type"]](**fields)
+        return table[data["type"]](**_fields(data))
     except (TypeError, DtifError) as err:
         raise CheckpointError(f"{file}: invalid {what} {data!r}: {err}. {_SNN_FIX}") from None
 
@@ -500,8 +541,8 @@ def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> Spiking
         map_location: where to put the tensors (as ``torch.load``).
 
     Returns:
-        The network in eval mode; ``meta`` holds ``method``, ``neuron``, ``norm``, ``maxpool``
-        and ``model`` (the spec dict).
+        The network in eval mode; ``meta`` holds ``method``, ``neuron``, ``norm``, ``maxpool``,
+        ``model`` (the spec dict) and the other plain entries the saved ``snn.meta`` had.
 
     Raises:
         CheckpointError: the file is missing, truncated or corrupt, carries a pickle payload,
@@ -534,7 +575,9 @@ def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> Spiking
             f"{file} does not match the architecture of {what}: no scale for spiking layers "
             f"{', '.join(missing[:MAX_LISTED])}. {_SNN_FIX}"
         )
-    meta = {"method": method, "norm": norm_data, "model": spec.to_dict()}
+    extra = payload.get("meta")
+    meta = dict(extra) if isinstance(extra, dict) else {}
+    meta.update({"method": method, "norm": norm_data, "model": spec.to_dict()})
     try:
         snn = build_snn(
             ann, tuple(int(s) for s in shape), neuron, [state[k] for k in keys], policy, meta

@@ -9,7 +9,8 @@
 Determinism: the model is initialised after ``torch.manual_seed(seed)``, and each epoch
 reseeds torch's global generator and the loader's shuffling (and augmentation) generators
 from ``(seed, epoch)`` alone. An epoch therefore does not depend on how the run got there, so
-a resumed run continues bit-identically to an uninterrupted one on the same machine.
+a resumed run continues bit-identically to an uninterrupted one on the same machine with
+the same thread count (other thread counts change the last bits of float sums).
 """
 
 from __future__ import annotations
@@ -233,23 +234,16 @@ def _train_epoch(
     """Train one epoch. Returns (mean loss, train accuracy) over the epoch's images."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for step, (images, labels) in enumerate(_batches(loader, bar), start=1):
+    for step, (images, labels) in enumerate(loader, start=1):
         loss, hits = _train_step(
             model, optimizer, scheduler, criterion, images.to(device), labels.to(device)
         )
         total_loss, correct, seen = total_loss + loss, correct + hits, seen + labels.shape[0]
+        bar.update(1)
         if step % _POSTFIX_EVERY == 0:
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}")
     bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.2%}")
     return total_loss / max(seen, 1), correct / max(seen, 1)
-
-
-def _batches(
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]], bar: tqdm[Any]
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    for batch in loader:
-        yield batch
-        bar.update(1)
 
 
 @torch.inference_mode()
@@ -364,8 +358,9 @@ def train(
         config: what to train and how.
         out_dir: output folder, created if missing.
         resume: continue the run in ``out_dir`` from its last completed epoch (bit-identical
-            to an uninterrupted run on the same machine); a finished run is returned as is;
-            with no checkpoint there, start a new run.
+            to an uninterrupted run on the same machine and thread count); a finished run is
+            returned as is, without loading the data; with no checkpoint there, start a new
+            run. ``data_dir``, ``num_threads`` and ``device`` may differ from the saved run's.
         overwrite: replace an existing run in ``out_dir`` (ignored with ``resume``).
         progress: show the tqdm progress bars.
         log: receives one line per epoch (and resume/finish notes).
@@ -403,12 +398,56 @@ def train(
         )
 
     with _deterministic(config.num_threads):
-        return _run(config, out, ckpt_path, summary_path, resume, progress, log)
+        return _run(config, ckpt_path, summary_path, resume, progress, log)
+
+
+@dataclass
+class _Resumed:
+    """What a checkpoint gives back for ``resume=True``."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    num_train: int
+    num_test: int
+
+
+_TRAIN_STATE_KEYS = frozenset(
+    {"config", "optimizer", "scheduler", "history", "num_train", "num_test"}
+)
+
+
+def _load_resumable(ckpt_path: Path, config: TrainConfig, spec: ModelSpec) -> _Resumed:
+    """Load ``ckpt_path`` for resuming and check that it belongs to this config."""
+    ckpt = load_checkpoint(ckpt_path)
+    state = ckpt.train_state
+    if state is None or not _TRAIN_STATE_KEYS.issubset(state):
+        raise CheckpointError(
+            f"cannot resume from {ckpt_path}: it holds no training state (optimizer, "
+            "scheduler, history); it was not written by dtif train. Train into another "
+            "output directory."
+        )
+    changes = _config_changes(state["config"], config)
+    if ckpt.spec != spec:
+        changes.append(f"model spec: {ckpt.spec.to_dict()} -> {spec.to_dict()}")
+    if changes:
+        raise CheckpointError(
+            f"cannot resume {ckpt_path} with a different config ({'; '.join(changes)}). "
+            "Resume with the run's own settings, or train into a new output directory."
+        )
+    return _Resumed(
+        model=ckpt.model,
+        history=list(state["history"])[: ckpt.epoch],
+        optimizer=state["optimizer"],
+        scheduler=state["scheduler"],
+        num_train=int(state["num_train"]),
+        num_test=int(state["num_test"]),
+    )
 
 
 def _run(
     config: TrainConfig,
-    out: Path,
     ckpt_path: Path,
     summary_path: Path,
     resume: bool,
@@ -424,36 +463,12 @@ def _run(
         image_size=info.image_size,
         width=config.width,
     )
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-
-    history: list[dict[str, Any]] = []
-    saved_optimizer: dict[str, Any] | None = None
-    saved_scheduler: dict[str, Any] | None = None
-    torch.manual_seed(config.seed)
-    model = spec.build()
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        state = ckpt.train_state
-        if state is None or not {"config", "optimizer", "scheduler", "history"} <= set(state):
-            raise CheckpointError(
-                f"cannot resume from {ckpt_path}: it holds no training state (optimizer, "
-                "scheduler, history); it was not written by dtif train. Train into another "
-                "output directory."
-            )
-        changes = _config_changes(state["config"], config)
-        if ckpt.spec != spec:
-            changes.append(f"model spec: {ckpt.spec.to_dict()} -> {spec.to_dict()}")
-        if changes:
-            raise CheckpointError(
-                f"cannot resume {ckpt_path} with a different config ({'; '.join(changes)}). "
-                "Resume with the run's own settings, or train into a new output directory."
-            )
-        model = ckpt.model
-        history = list(state["history"])[: ckpt.epoch]
-        saved_optimizer, saved_scheduler = state["optimizer"], state["scheduler"]
-        if ckpt.epoch >= config.epochs:
-            log(f"{ckpt_path}: the run is finished ({ckpt.epoch}/{config.epochs} epochs)")
-    model.to(device)
+    resumed = _load_resumable(ckpt_path, config, spec) if resume and ckpt_path.exists() else None
+    if resumed is not None and len(resumed.history) >= config.epochs:
+        log(f"{ckpt_path}: the run is finished ({len(resumed.history)}/{config.epochs} epochs)")
+        summary = _summary(config, spec, resumed.history, resumed.num_train, resumed.num_test)
+        _write_summary(summary_path, summary)
+        return summary
 
     train_set = _train_subset(
         load_dataset(config.dataset, "train", config.data_dir), config.train_limit, config.seed
@@ -461,20 +476,21 @@ def _run(
     test_full = load_dataset(config.dataset, "test", config.data_dir)
     test_images, test_labels = _materialize(test_subset(test_full, config.test_limit), test_full)
     num_train, num_test = len(train_set), int(test_images.shape[0])
-    if history and len(history) >= config.epochs:
-        summary = _summary(config, spec, history, num_train, num_test)
-        _write_summary(summary_path, summary)
-        return summary
 
+    torch.manual_seed(config.seed)
+    model = (spec.build() if resumed is None else resumed.model).to(device)
     optimizer = _make_optimizer(model, config)
     steps_per_epoch = math.ceil(num_train / config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=config.epochs * steps_per_epoch
     )
-    if saved_optimizer is not None and saved_scheduler is not None:
-        optimizer.load_state_dict(saved_optimizer)
-        scheduler.load_state_dict(saved_scheduler)
+    history: list[dict[str, Any]] = []
+    if resumed is not None:
+        optimizer.load_state_dict(resumed.optimizer)
+        scheduler.load_state_dict(resumed.scheduler)
+        history = resumed.history
         log(f"resuming {ckpt_path} after epoch {len(history)}/{config.epochs}")
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     for epoch in range(len(history), config.epochs):
         start = time.perf_counter()
@@ -491,19 +507,13 @@ def _run(
             dynamic_ncols=True,
         )
         try:
-            loss, train_acc = _train_epoch(
-                model, optimizer, scheduler, criterion, loader, device, bar
-            )
-        except KeyboardInterrupt:
-            bar.close()
-            done = f"epoch {epoch} is saved in {ckpt_path}" if epoch else "no epoch was saved"
-            log(f"interrupted during epoch {epoch + 1}; {done}. Rerun with --resume to continue.")
-            raise
-        bar.close()
-        test_acc = _accuracy(model, test_images, test_labels, device)
-        elapsed = time.perf_counter() - start
-        history.append(
-            {
+            with bar:
+                loss, train_acc = _train_epoch(
+                    model, optimizer, scheduler, criterion, loader, device, bar
+                )
+            test_acc = _accuracy(model, test_images, test_labels, device)
+            elapsed = time.perf_counter() - start
+            record = {
                 "epoch": epoch + 1,
                 "loss": loss,
                 "train_accuracy": train_acc,
@@ -511,25 +521,30 @@ def _run(
                 "lr": scheduler.get_last_lr()[0],
                 "time_s": round(elapsed, 3),
             }
-        )
-        save_checkpoint(
-            ckpt_path,
-            model,
-            spec,
-            dataset=config.dataset,
-            mean=info.mean,
-            std=info.std,
-            test_accuracy=test_acc,
-            epoch=epoch + 1,
-            train_state={
-                "config": config.to_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-            },
-        )
-        summary = _summary(config, spec, history, num_train, num_test)
-        _write_summary(summary_path, summary)
+            save_checkpoint(
+                ckpt_path,
+                model,
+                spec,
+                dataset=config.dataset,
+                mean=info.mean,
+                std=info.std,
+                test_accuracy=test_acc,
+                epoch=epoch + 1,
+                train_state={
+                    "config": config.to_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "history": [*history, record],
+                    "num_train": num_train,
+                    "num_test": num_test,
+                },
+            )
+        except KeyboardInterrupt:
+            done = f"epoch {epoch} is saved in {ckpt_path}" if epoch else "no epoch was saved"
+            log(f"interrupted during epoch {epoch + 1}; {done}. Rerun with --resume to continue.")
+            raise
+        history.append(record)
+        _write_summary(summary_path, _summary(config, spec, history, num_train, num_test))
         log(
             f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}, train acc {train_acc:.2%}, "
             f"test acc {test_acc:.2%} ({num_test} images), {elapsed:.0f} s"

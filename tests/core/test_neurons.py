@@ -287,9 +287,7 @@ def test_dtif_binary_biased_trace() -> None:
 def test_dtif_binary_biased_burst_trace() -> None:
     # alpha = 4, z = 0.75, theta = 0.25, burst 4: n = floor(0.75/0.25) = 3 spikes of payload 1
     # each step (rate 3 = z / theta), V = 0.
-    spikes, payloads, vs = run_dtif(
-        [0.75] * 2, DTIF(alpha=4.0, payload="binary-biased", burst=4)
-    )
+    spikes, payloads, vs = run_dtif([0.75] * 2, DTIF(alpha=4.0, payload="binary-biased", burst=4))
     assert spikes == [3, 3]
     assert payloads == [3.0, 3.0]
     assert vs == [0.0, 0.0]

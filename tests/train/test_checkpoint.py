@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,19 @@ from dtif.checkpoint import (
 from dtif.errors import CheckpointError, InputError
 from dtif.models import ModelSpec
 from dtif.models import registry as model_registry
+from dtif.neurons.module import SpikingNeuron
 
 SPEC = ModelSpec("cnn", width=0.125)
 MEAN, STD = (0.2860,), (0.3530,)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and a busy CI machine makes OpenMP spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _model(spec: ModelSpec = SPEC, seed: int = 0) -> nn.Module:
@@ -142,9 +153,7 @@ class Innocent:
 
 
 @pytest.mark.parametrize("kind", ["code", "object"])
-def test_pickle_payload_refused(
-    saved: tuple[Path, nn.Module], tmp_path: Path, kind: str
-) -> None:
+def test_pickle_payload_refused(saved: tuple[Path, nn.Module], tmp_path: Path, kind: str) -> None:
     path = saved[0]
     marker = tmp_path / "pwned"
     payload = _payload(path)
@@ -209,7 +218,9 @@ def test_architecture_mismatch_lists_keys(tmp_path: Path) -> None:
     del payload["state_dict"]["classifier.4.bias"]
     payload["state_dict"]["extra.weight"] = torch.zeros(1)
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match=r"missing keys classifier.4.bias; unexpected keys extra.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys classifier.4.bias; unexpected keys extra.weight"
+    ):
         load_checkpoint(path)
 
 
@@ -249,9 +260,7 @@ class MaxPoolNet(nn.Module):
         return self.fc(torch.relu(x.flatten(1)))
 
 
-def maxpool_net(
-    *, num_classes: int, in_channels: int, image_size: int, width: float
-) -> nn.Module:
+def maxpool_net(*, num_classes: int, in_channels: int, image_size: int, width: float) -> nn.Module:
     del width
     return MaxPoolNet(num_classes, in_channels, image_size)
 
@@ -280,7 +289,9 @@ def test_snn_round_trip_identical_outputs(
     model = _model(spec)
     calib = torch.randn(32, 1, spec.image_size, spec.image_size)
     snn = dtif.convert(model, calib, neuron=neuron, norm=norm, maxpool=maxpool)
-    path = save_snn(tmp_path / "snn.pt", snn, spec, method=case, neuron=neuron, norm=norm, maxpool=maxpool)
+    path = save_snn(
+        tmp_path / "snn.pt", snn, spec, method=case, neuron=neuron, norm=norm, maxpool=maxpool
+    )
 
     loaded = load_snn(path)
     assert isinstance(loaded, dtif.SpikingNetwork)
@@ -300,10 +311,36 @@ def test_save_snn_defaults_to_meta_and_checks_agreement(tmp_path: Path) -> None:
     snn = dtif.convert(model, torch.randn(16, 1, 28, 28), neuron=dtif.DTIF(alpha=3.0))
     path = save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif")
     assert load_snn(path).meta["neuron"] == snn.meta["neuron"]
-    with pytest.raises(InputError, match="neuron .* differs from the one the network was built with"):
+    with pytest.raises(InputError, match="do not describe the network's spiking layers"):
         save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif", neuron=dtif.DTIF(alpha=1.0))
     with pytest.raises(InputError, match="maxpool 'avg' differs"):
         save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif", maxpool="avg")
+
+
+def test_snn_per_layer_dtif_and_extra_meta(tmp_path: Path) -> None:
+    """As `calibrate_dtif` leaves it: per-layer alpha and v0 set on the layers, and in meta."""
+    model = _model()
+    snn = dtif.convert(model, torch.randn(16, 1, 28, 28), neuron=dtif.DTIF(alpha=2.0))
+    alphas, v0s = (0.5, 1.0, 2.0, 4.0), (0.0, 0.25, 0.5, 0.0)
+    neuron = dtif.DTIF(alpha=alphas, v0=v0s)
+    layers = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
+    for i, layer in enumerate(layers):
+        layer.params = neuron.for_layer(i, len(layers))
+    snn.meta["calibration"] = {"target_steps": 8, "loss": 0.25}
+    path = save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif-auto", neuron=neuron)
+    loaded = load_snn(path)
+    assert loaded.meta["calibration"] == {"target_steps": 8, "loss": 0.25}
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(snn.simulate(x, 8).outputs, loaded.simulate(x, 8).outputs)
+
+
+def test_save_snn_refuses_layers_the_neuron_does_not_describe(tmp_path: Path) -> None:
+    snn = dtif.convert(_model(), torch.randn(16, 1, 28, 28), neuron=dtif.DTIF(alpha=2.0))
+    first = next(m for m in snn.layers() if isinstance(m, SpikingNeuron))
+    first.params = dtif.DTIF(alpha=7.0)  # changed after conversion, meta not updated
+    with pytest.raises(InputError, match=r"do not describe the network's spiking layers: dtif_"):
+        save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif")
+    assert not (tmp_path / "snn.pt").exists()
 
 
 def test_snn_bad_files(tmp_path: Path, saved: tuple[Path, nn.Module]) -> None:

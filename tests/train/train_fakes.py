@@ -30,7 +30,9 @@ def _images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return images
 
 
-def write_fake_fashion(directory: Path, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST) -> Path:
+def write_fake_fashion(
+    directory: Path, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST
+) -> Path:
     """Write the four (raw) IDX files of a tiny Fashion-MNIST into ``directory``.
 
     Returns:

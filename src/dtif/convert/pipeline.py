@@ -23,7 +23,7 @@ from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, 
 from dtif.convert.static import _dynamic_nodes, split_static
 from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
 from dtif.convert.trace import trace
-from dtif.errors import CalibrationError, ConversionError, InputError, UnsupportedOpsError
+from dtif.errors import ConversionError, InputError, UnsupportedOpsError
 from dtif.neurons import DTIFParams, IFParams
 from dtif.neurons.module import NeuronParams, SpikingNeuron
 from dtif.sim.layers import SpikeMaxPool
@@ -72,8 +72,13 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
     try:
         ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
     except Exception as err:  # noqa: BLE001 - reported as a shape problem
-        raise CalibrationError(
-            f"inputs of shape {input_shape} do not fit the model: {type(err).__name__}: {err}"
+        cause = err.__cause__ or err  # ShapeProp wraps the op's own error
+        # The calibration batches ran, so the model depends on the batch size.
+        raise UnsupportedOpsError(
+            f"the model does not run on a batch of 2 inputs of shape {input_shape} "
+            f"({type(cause).__name__}: {cause}); a reshape with a fixed batch size such as "
+            "x.view(32, -1) is the usual cause. In a spiking network the leading dimension is "
+            "steps*batch: use x.flatten(1) or x.view(x.size(0), -1)."
         ) from err
     modules = dict(gm.named_modules())
     after_relu: set[fx.Node] = set()

@@ -182,7 +182,9 @@ def check_supported(gm: fx.GraphModule, maxpool: str = "error") -> None:
         fix = _offence(node, modules, maxpool)
         if fix is not None:
             path = str(node.target) if node.op == "call_module" else ""
-            bad.append(Offender(node.name, node.op, _target_name(node), path, fix))
+            # a module's target is its path; name its type too ("2" alone says nothing)
+            target = type(modules[path]).__name__ if path else _target_name(node)
+            bad.append(Offender(node.name, node.op, target, path, fix))
     if bad:
         lines = "\n".join(str(b) for b in bad)
         raise UnsupportedOpsError(

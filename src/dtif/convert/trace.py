@@ -33,7 +33,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
         warnings.warn(
             "the model is in train mode; dtif converts it in eval mode (BN running statistics, "
             "no dropout). Your model is left untouched.",
-            stacklevel=3,
+            stacklevel=4,  # trace <- prepare_ann <- convert <- the caller
         )
     clone = copy.deepcopy(model).eval()
     try:

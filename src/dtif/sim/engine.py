@@ -64,7 +64,7 @@ def check_input(x: object, input_shape: tuple[int, ...]) -> torch.Tensor:
         raise InputError(f"input must be a tensor [B, {input_shape}], got {type(x).__name__}")
     if not x.is_floating_point():
         raise InputError(f"input must be a float tensor, got dtype {x.dtype}")
-    if x.ndim != len(input_shape) + 1:
+    if tuple(x.shape[1:]) != tuple(input_shape):
         raise InputError(
             f"input has shape {tuple(x.shape)}; expected [B, {', '.join(map(str, input_shape))}]"
         )
@@ -161,9 +161,11 @@ def simulate(
                         y = y.unsqueeze(0).expand(steps, *y.shape)
                     else:
                         y = y.reshape(steps, nb, *y.shape[1:])
-                    cum = torch.cumsum(y, dim=0)
-                    if acc is not None:
-                        cum = cum + acc
+                    # Carry the running sum in float64 and scan it with the chunk, so that
+                    # every time chunking adds in the same order as one unchunked scan.
+                    if acc is None:
+                        acc = torch.zeros_like(y[0], dtype=torch.float64)
+                    cum = torch.cumsum(torch.cat([acc[None], y.double()]), dim=0)[1:]
                     acc = cum[-1]
                     if outputs is None:
                         outputs = torch.empty((num_steps, batch, *y.shape[2:]), dtype=y.dtype, device=device)

@@ -23,8 +23,13 @@ class SpikeMaxPool(TimeAware):
     """Spiking max-pool gate (Rueckauer et al. 2017).
 
     In each window it passes, at step t, the input of the unit with the highest output
-    accumulated over steps 1..t (its spike count times its payload). Ties go to the first unit. Synaptic events are counted at the
-    gate's output: one per nonzero output value, times the output's fan-out.
+    accumulated over steps 1..t (its spike count times its payload). The selected unit is kept
+    until another unit's accumulated output strictly exceeds it; the new leader is the first
+    such unit. With binary spikes of one payload, the gate's accumulated output is then exactly
+    the window's largest accumulated input, so its rate converges to the max of the rates
+    (switching on ties would pass the spikes of two units that take turns, up to twice the
+    max). Synaptic events are counted at the gate's output: one per nonzero output value,
+    times the output's fan-out.
 
     Args:
         pool: the ANN's MaxPool1d/MaxPool2d, whose window it uses.
@@ -35,13 +40,14 @@ class SpikeMaxPool(TimeAware):
         super().__init__(layer_name)
         self.pool = pool
 
-    def _window_argmax(self, acc: torch.Tensor) -> torch.Tensor:
+    def _window_max(self, acc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(max, index of the first maximum) of each window."""
         p = self.pool
         fn = F.max_pool1d if isinstance(p, nn.MaxPool1d) else F.max_pool2d
-        _, idx = fn(
+        top, idx = fn(
             acc, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode, return_indices=True
         )
-        return idx
+        return top, idx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = self.context()
@@ -51,16 +57,22 @@ class SpikeMaxPool(TimeAware):
         xt, static = self.split_time(x)
         if static:
             xt = xt.unsqueeze(0).expand(ctx.num_steps, *xt.shape)
-        key = f"{self.layer_name}.acc"
+        key, sel_key = f"{self.layer_name}.acc", f"{self.layer_name}.sel"
         acc = ctx.states.get(key)
         acc = torch.zeros_like(xt[0]) if acc is None else acc
+        sel = ctx.states.get(sel_key)
         outs = []
         for t in range(ctx.num_steps):
             acc = acc + xt[t]
-            idx = self._window_argmax(acc)
+            top, idx = self._window_max(acc)
+            if sel is not None:  # keep the selected unit unless it is strictly beaten
+                held = acc.flatten(2).gather(2, sel.flatten(2)).view(sel.shape)
+                idx = torch.where(held >= top, sel, idx)
+            sel = idx
             flat = xt[t].flatten(2)
             outs.append(flat.gather(2, idx.flatten(2)).view(idx.shape))
         ctx.states[key] = acc
+        ctx.states[sel_key] = sel
         out = torch.stack(outs)
         if ctx.fanout is not None:
             rec = ctx.records.setdefault(self.layer_name, LayerRecord())

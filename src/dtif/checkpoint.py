@@ -129,7 +129,9 @@ def _unpickler_detail(err: BaseException) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-def _read(path: str | os.PathLike[str], kind: str, fix: str, map_location: Any) -> dict[str, Any]:
+def _read(
+    path: str | os.PathLike[str], fmt: str, kind: str, fix: str, map_location: Any
+) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with every failure turned into a CheckpointError."""
     file = Path(path)
     if not file.exists():
@@ -161,7 +163,7 @@ def _read(path: str | os.PathLike[str], kind: str, fix: str, map_location: Any) 
         raise CheckpointError(
             f"{kind} {file} is truncated or corrupt ({type(err).__name__}: {message[:200]}). {fix}"
         ) from None
-    return _check_header(payload, file, kind, fix)
+    return _check_header(payload, file, fmt, kind, fix)
 
 
 def _version_key(version: object) -> tuple[int, int] | None:
@@ -169,13 +171,13 @@ def _version_key(version: object) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def _check_header(payload: object, file: Path, kind: str, fix: str) -> dict[str, Any]:
-    expected = CHECKPOINT_FORMAT if kind == "checkpoint" else SNN_FORMAT
-    if not isinstance(payload, dict) or payload.get("format") != expected:
+def _check_header(payload: object, file: Path, fmt: str, kind: str, fix: str) -> dict[str, Any]:
+    """Check the format name, and refuse files from a newer dtif (major.minor) or layout."""
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
         found = payload.get("format") if isinstance(payload, dict) else None
         what = f"format {found!r}" if found is not None else "no 'format' key"
         raise CheckpointError(
-            f"{file} is not a {expected} file ({what}, expected {expected!r}); a bare "
+            f"{file} is not a {fmt} file ({what}, expected {fmt!r}); a bare "
             f"state_dict or another tool's file cannot be loaded as a dtif {kind}. {fix}"
         )
     saved, ours = payload.get("dtif_version"), _dtif_version()
@@ -183,12 +185,15 @@ def _check_header(payload: object, file: Path, kind: str, fix: str) -> dict[str,
     if saved_key is None:
         raise CheckpointError(f"{kind} {file} has an unreadable dtif_version {saved!r}. {fix}")
     layout = payload.get("format_version")
-    if (our_key is not None and saved_key > our_key) or (
-        isinstance(layout, int) and layout > FORMAT_VERSION
-    ):
+    newer = None
+    if our_key is not None and saved_key > our_key:
+        newer = f"was written by dtif {saved}, newer than this dtif {ours}"
+    elif isinstance(layout, int) and layout > FORMAT_VERSION:
+        newer = f"has layout version {layout}, newer than this dtif {ours} reads ({FORMAT_VERSION})"
+    if newer is not None:
         raise CheckpointError(
-            f"{kind} {file} was written by dtif {saved}, newer than this dtif {ours}; its "
-            "layout may differ. Upgrade dtif (pip install -U dtif) to load it."
+            f"{kind} {file} {newer}; its content may differ. Upgrade dtif (pip install -U dtif) "
+            "to load it."
         )
     return payload
 
@@ -369,7 +374,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             the file and the fix.
     """
     file = Path(path)
-    payload = _read(file, "checkpoint", _CHECKPOINT_FIX, map_location)
+    payload = _read(file, CHECKPOINT_FORMAT, "checkpoint", _CHECKPOINT_FIX, map_location)
     spec = _spec(payload, file, _CHECKPOINT_FIX)
     state = _state_dict(payload, file)
     model = spec.build()
@@ -476,7 +481,8 @@ def save_snn(
 
     Raises:
         InputError: the neuron, norm or max-pool policy is unknown, missing, or disagrees
-            with ``snn.meta`` or with the parameters of the spiking layers.
+            with ``snn.meta`` or with the parameters of the spiking layers; or ``spec`` does
+            not rebuild the network (a dry-run rebuild is done before writing).
         OutputError: the file cannot be written; any previous file is unchanged.
     """
     meta = snn.meta
@@ -514,6 +520,12 @@ def save_snn(
         "meta": {k: v for k, v in meta.items() if k not in _RECIPE_KEYS and _is_plain(v)},
     }
     _check_plain(payload, "snn")
+    try:  # what is saved must load back: rebuild it now rather than fail at load time
+        _rebuild_snn(payload, Path(path))
+    except CheckpointError as err:
+        raise InputError(
+            f"save_snn: the network would not load back from its recipe: {err}"
+        ) from None
     return atomic_torch_save(payload, path)
 
 
@@ -550,7 +562,11 @@ def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> Spiking
             architecture it names.
     """
     file = Path(path)
-    payload = _read(file, "SNN file", _SNN_FIX, map_location)
+    return _rebuild_snn(_read(file, SNN_FORMAT, "SNN file", _SNN_FIX, map_location), file)
+
+
+def _rebuild_snn(payload: Mapping[str, Any], file: Path) -> SpikingNetwork:
+    """The network that an SNN payload describes, with its state loaded strictly."""
     spec = _spec(payload, file, _SNN_FIX)
     state = _state_dict(payload, file)
     neuron = _params_from(payload.get("neuron"), _NEURON_TYPES, "neuron", file)

@@ -198,7 +198,7 @@ def test_newer_version_refused(
     payload[field] = value
     torch.save(payload, path)
     if refused:
-        with pytest.raises(CheckpointError, match=r"newer than this dtif.*Upgrade dtif"):
+        with pytest.raises(CheckpointError, match=r"newer than this dtif .*Upgrade dtif"):
             load_checkpoint(path)
     else:
         assert load_checkpoint(path).epoch == 3
@@ -340,6 +340,13 @@ def test_save_snn_refuses_layers_the_neuron_does_not_describe(tmp_path: Path) ->
     first.params = dtif.DTIF(alpha=7.0)  # changed after conversion, meta not updated
     with pytest.raises(InputError, match=r"do not describe the network's spiking layers: dtif_"):
         save_snn(tmp_path / "snn.pt", snn, SPEC, method="dtif")
+    assert not (tmp_path / "snn.pt").exists()
+
+
+def test_save_snn_refuses_a_spec_that_does_not_rebuild_it(tmp_path: Path) -> None:
+    snn = dtif.convert(_model(), torch.randn(16, 1, 28, 28))
+    with pytest.raises(InputError, match="would not load back.*does not match the architecture"):
+        save_snn(tmp_path / "snn.pt", snn, ModelSpec("cnn", width=0.25), method="if-max")
     assert not (tmp_path / "snn.pt").exists()
 
 

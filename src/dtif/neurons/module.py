@@ -2,10 +2,11 @@
 
 The time loop is the hot path of a simulation. For IF and DTIF neurons it runs in-place twins
 of `if_step` and `dtif_step` (`_run_if`, `_run_dtif`): the same floating-point operations in
-the same order, so the results are bit-identical, but each step writes into preallocated
-buffers (the chunk's spike tensor and a private copy of the potential) instead of allocating
-four or five new tensors. With one spike per step, clamp(floor(.), 0, 1) is a single
-comparison. Any other neuron type registered in `_DYNAMICS` runs its pure step function.
+the same order, so the results are bit-identical to the step functions, but every step writes
+into buffers that the layer owns for the run (the potential, and one chunk-sized tensor that
+holds the input current and then the spikes) instead of allocating four or five new tensors.
+With one spike per step, clamp(floor(.), 0, 1) is a single comparison. A neuron type added
+to `_DYNAMICS` without a twin runs its pure step function.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dtif.neurons.dt_if_neuron import (
     dtif_threshold,
 )
 from dtif.neurons.if_neuron import IFParams, IFState, if_initial_state, if_step
-from dtif.sim.context import LayerRecord, TimeAware
+from dtif.sim.context import LayerRecord, RunContext, TimeAware
 
 NeuronParams = IFParams | DTIFParams
 
@@ -59,7 +60,7 @@ def _run_steps(
     spikes: torch.Tensor,
     params: Any,
 ) -> tuple[Any, torch.Tensor | None]:
-    """The generic loop: call the pure step function once per step."""
+    """The generic loop: one call of the pure step function per step (see `_run_if`)."""
     graded = getattr(params, "payload", None) == "graded"
     theta = torch.empty_like(spikes) if graded else None
     for t in range(spikes.shape[0]):
@@ -72,81 +73,71 @@ def _run_steps(
 
 def _run_if(
     z: torch.Tensor,
+    divisor: torch.Tensor | None,
     static: bool,
     state: IFState,
-    fresh: bool,
     spikes: torch.Tensor,
     params: IFParams,
 ) -> tuple[IFState, None]:
-    """`if_step` over the steps of one chunk, in place; writes spikes [steps, B, ...].
+    """`if_step` for every step of one chunk, in place.
 
     Args:
-        z: input current, [steps, B, ...], or [B, ...] when constant in time (`static`).
+        z: input current, [steps, B, ...], or [B, ...] when constant in time. It may share
+            memory with `spikes`: z(t) is read before n(t) is written. With a `divisor`, z is
+            the layer's input x, and the current is x(t) / divisor.
+        divisor: None, or the scale lambda shaped to broadcast over one step, [B, ...]. Then
+            V += x(t) / lambda is one pass (`addcdiv_`), rounded as z = x / lambda; V + z.
         static: z is the same at every step.
-        state: the state after the previous chunk (never modified: its v is copied).
-        fresh: the state was just made for this call (its v may be updated in place).
-        spikes: [steps, B, ...] output buffer for n(t).
+        state: the state after the previous chunk; it belongs to the run and is updated in
+            place.
+        spikes: [steps, B, ...], receives n(t).
         params: neuron parameters.
 
     Returns:
-        (the state after the last step, None: IF spikes carry one threshold).
+        (the state after the last step, None: an IF spike carries one threshold).
     """
-    v = state.v if fresh else state.v.clone()
-    subtract = params.reset == "subtract"
+    v = state.v
     for t in range(spikes.shape[0]):
         n = spikes[t]
-        v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
+        if divisor is not None:
+            v.addcdiv_(z[t], divisor)  # V(t) = V(t-1) + x(t) / lambda
+        else:
+            v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
         if params.burst == 1:
             torch.ge(v, 1.0, out=n)  # clamp(floor(V), 0, 1) == [V >= 1]
         else:
             torch.floor(v, out=n).clamp_(0, params.burst)
-        if subtract:
+        if params.reset == "subtract":
             v.sub_(n)
         else:
             v.masked_fill_(n > 0, 0.0)
-    return IFState(v=v), None
+    return state, None
 
 
 def _run_dtif(
-    z: torch.Tensor,
-    static: bool,
-    state: DTIFState,
-    fresh: bool,
-    spikes: torch.Tensor,
-    params: DTIFParams,
+    z: torch.Tensor, static: bool, state: DTIFState, spikes: torch.Tensor, params: DTIFParams
 ) -> tuple[DTIFState, torch.Tensor | None]:
-    """`dtif_step` over the steps of one chunk, in place; writes spikes [steps, B, ...].
+    """`dtif_step` for every step of one chunk, in place (arguments as `_run_if`).
 
-    The threshold is computed by `dtif_threshold` on the same per-step slices as `dtif_step`
-    does (once when z is constant in time), so even its transcendental functions round alike.
-
-    Args:
-        z: input current, [steps, B, ...], or [B, ...] when constant in time (`static`).
-        static: z is the same at every step.
-        state: the state after the previous chunk (never modified: its v is copied).
-        fresh: the state was just made for this call (its v may be updated in place).
-        spikes: [steps, B, ...] output buffer for n(t).
-        params: neuron parameters (scalar alpha).
+    theta(t) comes from `dtif_threshold` on the same per-step slices as in `dtif_step` (once
+    when z is constant in time), so that even exp and log2 round alike.
 
     Returns:
         (the state after the last step, the payload per spike theta(t) when graded, [steps,
-        B, ...] or [B, ...] when constant in time, else None).
+        B, ...] or [B, ...] when constant in time; else None).
     """
-    v = state.v if fresh else state.v.clone()
+    v = state.v
     binary = params.payload == "binary"
     graded = params.payload == "graded"
-    steps = spikes.shape[0]
-    theta_const = dtif_threshold(z, params) if static else None
-    theta_all = torch.empty_like(spikes) if graded and not static else None
-    buf = None if binary else torch.empty_like(v)
-    theta = theta_const
-    for t in range(steps):
+    theta = dtif_threshold(z, params) if static else state.theta
+    history = torch.empty_like(spikes) if graded and not static else None
+    product = None if binary else torch.empty_like(v)
+    for t in range(spikes.shape[0]):
         n = spikes[t]
-        if theta_const is None:
-            theta = dtif_threshold(z[t], params)
-            if theta_all is not None:
-                theta_all[t] = theta
-        assert theta is not None  # noqa: S101 - set above
+        if not static:
+            theta = dtif_threshold(z[t], params)  # before n(t) overwrites z(t)
+            if history is not None:
+                history[t] = theta
         v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
         if binary:
             if params.burst == 1:
@@ -155,15 +146,13 @@ def _run_dtif(
                 torch.sub(v, theta, out=n).floor_().add_(1.0).clamp_(0, params.burst)
             v.sub_(n)
             continue
-        assert buf is not None  # noqa: S101 - allocated for graded and binary-biased
         torch.div(v, theta, out=n)
         if params.burst == 1:
             n.ge_(1.0)  # clamp(floor(V / theta), 0, 1) == [V / theta >= 1]
         else:
             n.floor_().clamp_(0, params.burst)
-        v.sub_(torch.mul(n, theta, out=buf))
-    assert theta is not None  # noqa: S101 - steps >= 1
-    payload = (theta_const if static else theta_all) if graded else None
+        v.sub_(torch.mul(n, theta, out=product))
+    payload = (theta if static else history) if graded else None
     return DTIFState(v=v, theta=theta), payload
 
 
@@ -196,43 +185,75 @@ class SpikingNeuron(TimeAware):
             x: input current, [steps*B, ...] stacked time-major, or [B, ...] constant in time.
 
         Returns:
-            The output, [steps*B, ...], in the ANN's units.
+            The output, [steps*B, ...], in the ANN's units. It is a view of this layer's spike
+            buffer, valid until the layer's next call in the same run.
         """
         ctx = self.context()
         if ctx.mode == "fanout":
             ctx.fanout_terms.append(x.sum())
             return self.fanout_leaf(x.shape, x)
         xt, static = self.split_time(x)
-        lead = 1 if static else 2
-        scale = channel_view(self.scale.to(x.dtype), xt.ndim, lead)
         steps, batch = ctx.num_steps, ctx.batch_size
-        if static:
-            z = xt / scale
-            spikes = torch.empty((steps, *z.shape), dtype=x.dtype, device=x.device)
-        else:
-            # z(t) lives in the slot of n(t) until step t overwrites it: one buffer, one pass.
-            spikes = torch.empty_like(xt)
-            z = torch.div(xt, scale, out=spikes)
-        init, step = _DYNAMICS[type(self.params)]
-        state = ctx.states.get(self.layer_name)
-        fresh = state is None
-        if state is None:
-            state = init(z if static else z[0], self.params)
         params = self.params
+        spikes = self._spike_buffer(xt, static, ctx)
+        scale = self.scale.to(x.dtype)
+        divisor = None
+        if static:
+            z = self._static_current(xt, channel_view(scale, xt.ndim, 1), ctx)
+        elif type(params) is IFParams:
+            z, divisor = xt, channel_view(scale, xt.ndim - 1, 1)  # divided step by step
+        else:
+            z = torch.div(xt, channel_view(scale, xt.ndim, 2), out=spikes)  # z(t) in n(t)'s slot
+        init, step = _DYNAMICS[type(params)]
+        state = ctx.states.get(self.layer_name)
+        if state is None:
+            state = init(z if static else z[0], params)  # IF and DTIF use only its shape
         theta: torch.Tensor | None
-        if isinstance(params, IFParams):
-            state, theta = _run_if(z, static, state, fresh, spikes, params)
-        elif isinstance(params, DTIFParams):
-            state, theta = _run_dtif(z, static, state, fresh, spikes, params)
+        if type(params) is IFParams:
+            state, theta = _run_if(z, divisor, static, state, spikes, params)
+        elif type(params) is DTIFParams:
+            state, theta = _run_dtif(z, static, state, spikes, params)
         else:
             state, theta = _run_steps(step, z, static, state, spikes, params)
         ctx.states[self.layer_name] = state
         if ctx.fanout is not None:
             self._record(spikes, ctx.fanout[self.layer_name], ctx.records)
-        # The spike buffer is this call's own: scale it in place (same products as before).
-        out = spikes.mul_(theta) if theta is not None else spikes
-        out = out.mul_(channel_view(self.scale.to(x.dtype), out.ndim, 2))
+        out = spikes.mul_(theta) if theta is not None else spikes  # the payload, in place
+        out = out.mul_(channel_view(scale, out.ndim, 2))
         return out.view(steps * batch, *out.shape[2:])
+
+    def _spike_buffer(self, xt: torch.Tensor, static: bool, ctx: RunContext) -> torch.Tensor:
+        """This chunk's spike tensor [steps, B, ...], laid out like the input.
+
+        The buffer belongs to this layer for the run: it is kept in `ctx.states` and reused by
+        every chunk of the same shape (its contents are read downstream before the layer's
+        next call), so that a simulation does not allocate, and fault in, a fresh chunk-sized
+        tensor per layer and chunk.
+        """
+        shape = (ctx.num_steps, *xt.shape) if static else xt.shape
+        key = f"{self.layer_name}.buffer"
+        spikes = ctx.states.get(key)
+        if (
+            spikes is None
+            or spikes.shape != shape
+            or spikes.dtype != xt.dtype
+            or (not static and spikes.stride() != xt.stride())
+        ):
+            spikes = xt.new_empty(shape) if static else torch.empty_like(xt)
+            ctx.states[key] = spikes
+        return spikes
+
+    def _static_current(
+        self, xt: torch.Tensor, scale: torch.Tensor, ctx: RunContext
+    ) -> torch.Tensor:
+        """z = x / scale for an input constant in time, [B, ...], computed once per run."""
+        key = f"{self.layer_name}.current"
+        cached = ctx.states.get(key)
+        if cached is not None and cached[0] is xt:
+            return cached[1]  # type: ignore[no-any-return]  # (x, z) stored below
+        z = xt / scale
+        ctx.states[key] = (xt, z)
+        return z
 
     def _record(
         self, spikes: torch.Tensor, fanout: torch.Tensor, records: dict[str, LayerRecord]

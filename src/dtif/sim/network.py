@@ -90,7 +90,8 @@ class SpikingNetwork(nn.Module):
         """Fan-out maps and MAC counts for inputs of one sample shape (cached)."""
         key = (str(self.device), tuple(sample_shape))
         if key not in self._profiles:
-            x = torch.zeros((1, *sample_shape), device=self.device)
+            dtype = next((p.dtype for p in self.parameters()), torch.float32)
+            x = torch.zeros((1, *sample_shape), device=self.device, dtype=dtype)
             with torch.inference_mode():
                 boundary = tuple(b.clone() for b in self.static(x))
             fanout = measure_fanout(self.dynamic, boundary)

@@ -1,0 +1,193 @@
+"""Latency and energy of DTIF against max-norm IF and the strongest IF baselines.
+
+Trains (or reuses) a model, converts it with every method, and measures accuracy at every T,
+L_1 and L_0.1, speed-up and energy ratio against if-max, and SOPs at the latency point.
+Prints the table, writes JSON and plots, and replaces this model's section in
+docs/results.md.
+
+    python benchmarks/latency.py --model cnn                  # 2,000 test images, T_max = 128
+    python benchmarks/latency.py --model resnet20
+    python benchmarks/latency.py --model vgg16 --width 0.25
+    python benchmarks/latency.py --model cnn --full           # 10k test images, T_max = 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from dtif.checkpoint import load_checkpoint
+from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
+from dtif.methods import METHODS, parse_methods
+from dtif.report.compare import compare_methods
+from dtif.report.table import format_table, markdown_table
+from dtif.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_METHODS = ",".join(METHODS)
+# Training recipes per model: (width, epochs, optimizer, lr).
+RECIPES: dict[str, tuple[float, int, str, float | None]] = {
+    "cnn": (1.0, 3, "adam", None),
+    "resnet20": (1.0, 3, "adam", None),
+    "vgg16": (0.25, 3, "adam", None),
+    "vgg11": (0.25, 3, "adam", None),
+    "resnet18": (0.25, 3, "adam", None),
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{torch.get_num_threads()} threads, {cpu}{gpu}, torch {torch.__version__}"
+
+
+def replace_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) the section that starts with `heading` in a Markdown file."""
+    text = path.read_text() if path.exists() else "# Results\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    section = f"{heading}\n\n{body.strip()}\n\n"
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section
+    )
+    path.write_text(text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", default="cnn", choices=sorted(RECIPES))
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--width", type=float, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--methods", default=ALL_METHODS)
+    p.add_argument("--full", action="store_true", help="10k test images and T_max = 256")
+    p.add_argument("--num-steps", type=int, default=None)
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--calib-size", type=int, default=1000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
+    p.add_argument("--no-docs", action="store_true", help="do not touch docs/results.md")
+    p.add_argument("--resume", action="store_true", help="reuse methods already measured")
+    args = p.parse_args()
+
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    width, epochs, optimizer, lr = RECIPES[args.model]
+    width = args.width or width
+    epochs = args.epochs or epochs
+    steps = args.num_steps or (256 if args.full else 128)
+    limit = args.test_limit if args.test_limit else (None if args.full else 2000)
+    tag = f"{args.dataset}-{args.model}-w{width:g}"
+    run_dir = args.runs / tag
+    start = time.monotonic()
+
+    info = load_dataset(args.dataset, "test", args.data_dir).info
+    cfg = TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        width=width,
+        epochs=epochs,
+        optimizer=optimizer,  # type: ignore[arg-type]  # from RECIPES
+        lr=lr,
+        data_dir=args.data_dir,
+        device=str(device),
+    )
+    print(f"== train (or reuse) {tag} in {run_dir}")
+    summary = train(cfg, run_dir, resume=True)
+    train_s = summary.get("time_s", 0.0)
+
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    model = ckpt.model.to(device)
+    train_set = load_dataset(args.dataset, "train", args.data_dir)
+    test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=0)
+    calib = calibration_subset(train_set, args.calib_size, seed=0).to(device)
+    loader = make_loader(test, batch_size=250, shuffle=False, seed=0)
+    n = len(test)  # type: ignore[arg-type]  # Subset has __len__
+    out_dir = run_dir / f"latency-T{steps}-n{n}"
+    meta = {
+        "run": {"num_steps": steps, "num_test": n, "calib_size": args.calib_size, "tag": tag},
+        "machine": machine(),
+        "dataset": args.dataset,
+        "model": ckpt.spec.to_dict(),
+    }
+    print(f"== compare on {n} test images of {info.name}, T_max = {steps}")
+    results = compare_methods(
+        model,
+        calib,
+        loader,
+        parse_methods(args.methods),
+        steps,
+        n,
+        out_dir,
+        resume=args.resume,
+        meta=meta,
+    )
+    elapsed = time.monotonic() - start
+    results["meta"]["elapsed_s"] = elapsed
+    results["meta"]["train_time_s"] = train_s
+    print()
+    print(format_table(results))
+    print(f"\n{elapsed:.0f} s in all (training {train_s:.0f} s, reused if 0 here)")
+
+    json_path = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{steps}_n{n}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1))
+    print(f"wrote {json_path}")
+    if args.no_docs:
+        return
+    img = ROOT / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for name in ("accuracy_vs_steps.png", "accuracy_vs_energy.png"):
+        target = img / f"latency_{tag}_T{steps}_n{n}_{name}"
+        shutil.copyfile(out_dir / name, target)
+        plots.append(target.relative_to(ROOT / "docs"))
+    cmd = (
+        f"python benchmarks/latency.py --model {args.model}"
+        + (" --full" if args.full else "")
+        + (f" --width {width:g}" if args.width else "")
+    )
+    rates = {
+        k: v["firing_rates"]
+        for k, v in results["methods"].items()
+        if k in ("if-max", "dtif", "dtif-auto")
+    }
+    body = (
+        f"Command: `{cmd}`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
+        f"Wall time {elapsed:.0f} s (training {train_s:.0f} s). Test images: {n} (seeded subset of the "
+        f"test split) ; calibration: {args.calib_size} training images.\n\n"
+        f"{markdown_table(results)}\n\n"
+        f"Firing rates (spikes per neuron per step, averaged over T_max):\n\n```\n{json.dumps(rates, indent=1)}\n```\n\n"
+        + "\n".join(f"![{p.name}]({p})" for p in plots)
+    )
+    replace_section(
+        ROOT / "docs" / "results.md",
+        f"## Latency: {args.dataset} {args.model} (width {width:g}, T_max {steps}, {n} images)",
+        body,
+    )
+    print("updated docs/results.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ from dtif.neurons.module import SpikingNeuron
 from dtif.sim.engine import simulate
 from dtif.sim.network import SpikingNetwork
 
-ALPHA_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+ALPHA_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 V0_GRID = (0.0, 0.25, 0.5)
 MSE_WEIGHT = 0.1
 

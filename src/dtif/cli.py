@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 
-from dtif.errors import DtifError, InputError
+from dtif import distributed
+from dtif.errors import DtifError, InputError, OutputError
 
 DEMO_DIR = Path("runs/demo")
 
@@ -36,11 +38,28 @@ def _limit(text: str) -> int | None:
     return None if text in ("all", "none", "0") else _positive(text)
 
 
+def _out_file(path: str | Path) -> Path:
+    """`path` with its folder created up front (as train and compare create theirs)."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"cannot create output directory {out.parent} ({err.strerror or err}); "
+            "choose another --out"
+        ) from err
+    return out
+
+
 # ---- shared pieces -------------------------------------------------------------------------
 
 
 def _workload(args: argparse.Namespace) -> tuple[Any, torch.Tensor, Any, int]:
-    """(checkpoint, calibration images, test loader, number of test images)."""
+    """(checkpoint, calibration images, test loader, number of test images).
+
+    Under torchrun the loader covers this rank's shard of the test set (whole batches); the
+    number of images is the whole set's.
+    """
     from dtif.checkpoint import load_checkpoint
     from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 
@@ -52,7 +71,8 @@ def _workload(args: argparse.Namespace) -> tuple[Any, torch.Tensor, Any, int]:
         load_dataset(ckpt.dataset, "test", args.data_dir), args.test_limit, seed=args.seed
     )
     calib = calibration_subset(train, min(args.calib_size, len(train)), seed=args.seed).to(device)
-    loader = make_loader(test, batch_size=args.batch_size, shuffle=False, seed=args.seed)
+    part = distributed.shard(test, args.batch_size)
+    loader = make_loader(part, batch_size=args.batch_size, shuffle=False, seed=args.seed)
     return ckpt, calib, loader, len(test)  # type: ignore[arg-type]  # Subset has __len__
 
 
@@ -101,9 +121,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_limit=args.train_limit,
         test_limit=args.test_limit,
         data_dir=args.data_dir,
+        device=str(_device(args.device)),
     )
-    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
-    print(json.dumps({k: summary[k] for k in ("test_accuracy", "epochs_done") if k in summary}))
+    main_rank = distributed.is_main()
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress and main_rank)
+    if main_rank:
+        print(json.dumps({k: summary[k] for k in ("test_accuracy", "epochs_done") if k in summary}))
     return 0
 
 
@@ -112,13 +135,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from dtif.methods import get_method
     from dtif.report.compare import build_snn_for
 
+    if not distributed.is_main():
+        return 0  # one conversion is enough: rank 0 converts and writes
+    out = _out_file(args.out)
     ckpt, calib, _, _ = _workload(args)
     method = get_method(args.method)
     snn = build_snn_for(
         method, ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8)
     )
     save_snn(
-        args.out,
+        out,
         snn,
         ckpt.spec,
         method=method.name,
@@ -135,12 +161,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from dtif.report.compare import build_snn_for
     from dtif.sim.evaluate import evaluate
 
+    out = _out_file(args.out) if args.out else None
     ckpt, calib, loader, n = _workload(args)
     method = get_method(args.method)
     snn = build_snn_for(
         method, ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8)
     )
-    ev = evaluate(snn, loader, args.num_steps, progress=not args.no_progress)
+    many = distributed.world_size() > 1
+    distributed.broadcast_snn(snn)
+    ev = evaluate(
+        snn,
+        loader,
+        args.num_steps,
+        progress=not args.no_progress and distributed.is_main(),
+        reduce=distributed.all_reduce_totals if many else None,
+    )
+    if not distributed.is_main():
+        return 0
     from dtif.report.table import report_steps
 
     print(f"{method.name} on {n} test images; ANN {100 * ev.ann_accuracy:.2f}%")
@@ -151,12 +188,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for delta in (1.0, 0.1):
         lat = ev.latency(delta)
         print(f"  L_{delta:g} = {lat if lat is not None else f'not reached by T={args.num_steps}'}")
-    if args.out:
+    if out is not None:
         from dtif.io import atomic_write_text
 
-        atomic_write_text(
-            Path(args.out), json.dumps({"method": method.to_dict(), **ev.to_dict()}, indent=1)
-        )
+        atomic_write_text(out, json.dumps({"method": method.to_dict(), **ev.to_dict()}, indent=1))
         print(f"wrote {args.out}")
     return 0
 
@@ -213,6 +248,7 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
             energy=EnergyModel(args.e_ac, args.e_mac),
             progress=not args.no_progress,
             meta=meta,
+            distributed=distributed.world_size() > 1,
         )
     except KeyboardInterrupt:
         print(
@@ -221,6 +257,8 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
             file=sys.stderr,
         )
         raise SystemExit(130) from None
+    if not distributed.is_main():
+        return results
     print()
     if title:
         print(title)
@@ -233,7 +271,8 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if args.list_methods:
-        print(list_methods())
+        if distributed.is_main():
+            print(list_methods())
         return 0
     if args.checkpoint is None:
         raise InputError("dtif compare needs --checkpoint (or --list-methods)")
@@ -253,10 +292,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             train_limit=5000,
             test_limit=1000,
             data_dir=args.data_dir,
+            device=str(_device(args.device)),
         )
         steps, limit = 16, 500
     else:
-        cfg = TrainConfig(model="cnn", epochs=args.epochs, data_dir=args.data_dir)
+        cfg = TrainConfig(
+            model="cnn",
+            epochs=args.epochs,
+            data_dir=args.data_dir,
+            device=str(_device(args.device)),
+        )
         steps, limit = 64, (None if args.full else 2000)
     out = Path(args.out)
     run_dir = out / ("cnn-quick" if args.quick else "cnn")
@@ -324,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="convert a checkpoint to an SNN and save it")
@@ -372,14 +418,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run under torchrun (one process per rank).
+DISTRIBUTED_COMMANDS = ("train", "convert", "evaluate", "compare")
+
+
+def _join_process_group(args: argparse.Namespace) -> bool:
+    """Join torchrun's process group (gloo, or NCCL for CUDA); True when this call joined."""
+    if args.command in DISTRIBUTED_COMMANDS:
+        return distributed.init_from_env(_device(args.device))
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise InputError(
+            f"dtif {args.command} runs in one process; under torchrun use "
+            f"{', '.join(DISTRIBUTED_COMMANDS)}"
+        )
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dtif` command."""
     args = build_parser().parse_args(argv)
+    joined = False
     try:
+        joined = _join_process_group(args)
         return int(args.func(args))
     except DtifError as err:
         print(f"dtif {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"dtif {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if joined:
+            distributed.destroy()
 
 
 if __name__ == "__main__":

@@ -122,7 +122,11 @@ _NEURONS: dict[str, type] = {
 _NORMS: dict[str, type] = {"MaxNorm": MaxNorm, "PercentileNorm": PercentileNorm}
 
 
-def _build(table: dict[str, type], spec: dict[str, Any], what: str, source: str) -> Any:
+def _build(table: dict[str, type], spec: object, what: str, source: str) -> Any:
+    if not isinstance(spec, dict):
+        raise InputError(
+            f'{source}: {what} must be a mapping like {{"type": ..., ...}}, got {spec!r}'
+        )
     kind = spec.get("type")
     if kind not in table:
         raise InputError(f"{source}: {what} type must be one of {sorted(table)}, got {kind!r}")
@@ -139,7 +143,10 @@ def method_from_file(path: Path) -> Method:
     Raises:
         InputError: unreadable file, or bad fields.
     """
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read method spec {path}: {err}") from err
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -147,7 +154,10 @@ def method_from_file(path: Path) -> Method:
             raise InputError(
                 f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON"
             ) from err
-        spec = yaml.safe_load(text)
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML: {err}") from err
     else:
         try:
             spec = json.loads(text)

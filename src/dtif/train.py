@@ -11,6 +11,15 @@ reseeds torch's global generator and the loader's shuffling (and augmentation) g
 from ``(seed, epoch)`` alone. An epoch therefore does not depend on how the run got there, so
 a resumed run continues bit-identically to an uninterrupted one on the same machine with
 the same thread count (other thread counts change the last bits of float sums).
+
+Distributed (``torchrun --nproc_per_node=N -m dtif train ...``, once
+``dtif.distributed.init_from_env`` has joined the group): the model is wrapped in
+``DistributedDataParallel``. Every rank draws the same global batches of ``batch_size``
+images as one process would, and trains on its contiguous part of each (parts differ by at
+most one image), with the loss weighted so that DDP's gradient average is the gradient of the
+mean loss over the global batch. Steps, learning-rate schedule and checkpoints are those of a
+single-process run; batch norm sees per-rank statistics, so the weights are not bit-identical
+to it. Rank 0 alone evaluates, logs and writes the files. One process is unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dtif import distributed
 from dtif.checkpoint import load_checkpoint, save_checkpoint
 from dtif.data import (
     DEFAULT_DATASET,
@@ -210,12 +220,17 @@ def _train_step(
     criterion: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
+    loss_weight: float = 1.0,
 ) -> tuple[float, int]:
-    """One optimisation step. Returns (summed loss over the batch, correct predictions)."""
+    """One optimisation step. Returns (summed loss over the batch, correct predictions).
+
+    ``loss_weight`` scales the loss that is backpropagated (distributed training), not the
+    returned one.
+    """
     logits = model(images)
     loss = criterion(logits, labels)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if loss_weight == 1.0 else loss * loss_weight).backward()
     optimizer.step()
     scheduler.step()
     correct = int((logits.detach().argmax(1) == labels).sum())
@@ -227,23 +242,69 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     criterion: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Iterable[tuple[torch.Tensor, ...]],
     device: torch.device,
     bar: tqdm[Any],
 ) -> tuple[float, float]:
-    """Train one epoch. Returns (mean loss, train accuracy) over the epoch's images."""
+    """Train one epoch. Returns (mean loss, train accuracy) over the epoch's images.
+
+    ``loader`` yields ``(images, labels)``, or ``(images, labels, loss_weight)`` (one rank's
+    part of each batch, see ``_rank_batches``); the means are then over all ranks.
+    """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for step, (images, labels) in enumerate(loader, start=1):
+    for step, (images, labels, *weight) in enumerate(loader, start=1):
         loss, hits = _train_step(
-            model, optimizer, scheduler, criterion, images.to(device), labels.to(device)
+            model,
+            optimizer,
+            scheduler,
+            criterion,
+            images.to(device),
+            labels.to(device),
+            float(weight[0]) if weight else 1.0,
         )
         total_loss, correct, seen = total_loss + loss, correct + hits, seen + labels.shape[0]
         bar.update(1)
         if step % _POSTFIX_EVERY == 0:
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}")
+    if distributed.world_size() > 1:
+        sums = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(sums)
+        total_loss, correct, seen = sums[0].item(), int(sums[1].item()), int(sums[2].item())
     bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.2%}")
     return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _rank_batches(
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]], rank: int, world: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+    """This rank's part of each global batch of ``loader``, with its loss weight.
+
+    Every rank iterates the same loader (the same seeds as one process) and keeps part
+    ``rank`` of ``world`` near-equal contiguous parts of each batch. A batch with fewer images
+    than ranks is topped up by repeating its images, so that every rank takes the step. The
+    weight ``n_rank * world / n_batch`` makes DDP's average of the ranks' gradients the
+    gradient of the mean loss over the global batch.
+    """
+    for images, labels in loader:
+        size = labels.shape[0]
+        index = torch.arange(max(size, world)) % size
+        part = torch.tensor_split(index, world)[rank]
+        yield images[part], labels[part], part.numel() * world / index.numel()
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel`` (which broadcasts rank 0's state)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return DistributedDataParallel(model, device_ids=[index])
+    return DistributedDataParallel(model)
+
+
+def _silent(line: str) -> None:
+    """A ``log`` that drops its line (ranks other than 0)."""
 
 
 @torch.inference_mode()
@@ -455,6 +516,9 @@ def _run(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     device = torch.device(config.device)
+    main, world = distributed.is_main(), distributed.world_size()
+    if not main:
+        log, progress = _silent, False
     info = dataset_info(config.dataset)
     spec = ModelSpec(
         config.model,
@@ -467,7 +531,8 @@ def _run(
     if resumed is not None and len(resumed.history) >= config.epochs:
         log(f"{ckpt_path}: the run is finished ({len(resumed.history)}/{config.epochs} epochs)")
         summary = _summary(config, spec, resumed.history, resumed.num_train, resumed.num_test)
-        _write_summary(summary_path, summary)
+        if main:
+            _write_summary(summary_path, summary)
         return summary
 
     train_set = _train_subset(
@@ -491,14 +556,17 @@ def _run(
         history = resumed.history
         log(f"resuming {ckpt_path} after epoch {len(history)}/{config.epochs}")
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    net = model if world == 1 else _data_parallel(model, device)
 
     for epoch in range(len(history), config.epochs):
         start = time.perf_counter()
         seed = _epoch_seed(config.seed, epoch)
         torch.manual_seed(seed)
-        loader = make_loader(
+        loader: Iterable[tuple[torch.Tensor, ...]] = make_loader(
             train_set, config.batch_size, shuffle=True, seed=seed, augment=config.use_augment
         )
+        if world > 1:
+            loader = _rank_batches(loader, distributed.rank(), world)  # type: ignore[arg-type]  # pairs from make_loader
         bar = tqdm(
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -509,9 +577,11 @@ def _run(
         try:
             with bar:
                 loss, train_acc = _train_epoch(
-                    model, optimizer, scheduler, criterion, loader, device, bar
+                    net, optimizer, scheduler, criterion, loader, device, bar
                 )
-            test_acc = _accuracy(model, test_images, test_labels, device)
+            test_acc = _accuracy(model, test_images, test_labels, device) if main else 0.0
+            if world > 1:
+                test_acc = distributed.broadcast_object(test_acc)  # rank 0's weights and stats
             elapsed = time.perf_counter() - start
             record = {
                 "epoch": epoch + 1,
@@ -521,33 +591,36 @@ def _run(
                 "lr": scheduler.get_last_lr()[0],
                 "time_s": round(elapsed, 3),
             }
-            save_checkpoint(
-                ckpt_path,
-                model,
-                spec,
-                dataset=config.dataset,
-                mean=info.mean,
-                std=info.std,
-                test_accuracy=test_acc,
-                epoch=epoch + 1,
-                train_state={
-                    "config": config.to_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": [*history, record],
-                    "num_train": num_train,
-                    "num_test": num_test,
-                },
-            )
+            if main:
+                save_checkpoint(
+                    ckpt_path,
+                    model,
+                    spec,
+                    dataset=config.dataset,
+                    mean=info.mean,
+                    std=info.std,
+                    test_accuracy=test_acc,
+                    epoch=epoch + 1,
+                    train_state={
+                        "config": config.to_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "history": [*history, record],
+                        "num_train": num_train,
+                        "num_test": num_test,
+                    },
+                )
         except KeyboardInterrupt:
             done = f"epoch {epoch} is saved in {ckpt_path}" if epoch else "no epoch was saved"
             log(f"interrupted during epoch {epoch + 1}; {done}. Rerun with --resume to continue.")
             raise
         history.append(record)
-        _write_summary(summary_path, _summary(config, spec, history, num_train, num_test))
+        if main:
+            _write_summary(summary_path, _summary(config, spec, history, num_train, num_test))
         log(
             f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}, train acc {train_acc:.2%}, "
             f"test acc {test_acc:.2%} ({num_test} images), {elapsed:.0f} s"
         )
     model.eval()
+    distributed.barrier()  # the checkpoint is written before any rank returns
     return _summary(config, spec, history, num_train, num_test)

@@ -210,3 +210,17 @@ def test_bad_chunk_sizes_raise() -> None:
     for kwargs in ({"time_chunk": 0}, {"batch_chunk": 0}):
         with pytest.raises(dtif.InputError, match="chunk"):
             snn.simulate(x, 4, **kwargs)  # type: ignore[arg-type]  # chunk sizes only
+
+
+def test_convert_and_simulate_inside_inference_mode() -> None:
+    """Fan-out is measured with autograd; it must work when the caller is in inference mode."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3)
+    ).eval()
+    x = torch.rand(4, 1, 6, 6)
+    expected = dtif.convert(model, x).simulate(x, 4)
+    with torch.inference_mode():
+        got = dtif.convert(model, x).simulate(x, 4)
+    assert torch.equal(got.outputs, expected.outputs)
+    assert torch.equal(got.synops, expected.synops)

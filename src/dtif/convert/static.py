@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx
 
+from dtif.convert.support import is_shape_read
 from dtif.errors import UnsupportedOpsError
 from dtif.sim.context import TimeAware
 from dtif.sim.layers import RepeatTime
@@ -61,11 +62,8 @@ def split_static(gm: fx.GraphModule) -> SplitGraph:
         and any(u in dynamic or u is out_node for u in n.users)
     ]
     for n in boundary:
-        if (
-            n.op == "call_method"
-            and n.target == "size"
-            or n.op == "call_function"
-            and any(isinstance(a, fx.Node) and a.target == "size" for a in n.all_input_nodes)
+        if is_shape_read(n) or (
+            n.op == "call_function" and any(is_shape_read(a) for a in n.all_input_nodes)
         ):
             raise UnsupportedOpsError(
                 f"'{n.name}' reads the batch size before the first ReLU and uses it after; in a "

@@ -115,6 +115,20 @@ def is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return False
 
 
+def is_shape_read(node: object) -> bool:
+    """True for x.size() / x.size(0) and x.shape: they read a shape, not tensor values."""
+    if not isinstance(node, fx.Node):
+        return False
+    if node.op == "call_method":
+        return node.target == "size"
+    return (
+        node.op == "call_function"
+        and node.target is getattr
+        and len(node.args) == 2
+        and node.args[1] == "shape"
+    )
+
+
 def is_maxpool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """True for a max-pool module or function."""
     if node.op == "call_module":
@@ -144,10 +158,10 @@ def _offence(node: fx.Node, modules: dict[str, nn.Module], maxpool: str) -> str 
     if node.op == "call_function":
         if node.target in CLAMP_FUNCTIONS and not is_relu_clamp(node):
             return "only clamp(min=0) with no max converts (it is a ReLU); use ReLU instead"
-        if node.target is operator.getitem and not (
-            isinstance(node.args[0], fx.Node) and node.args[0].target == "size"
-        ):
+        if node.target is operator.getitem and not is_shape_read(node.args[0]):
             return "indexing or slicing a tensor is not supported; keep the full tensor"
+        if is_shape_read(node):  # x.shape
+            return None
         if node.target in SUPPORTED_FUNCTIONS:
             return None
         return (

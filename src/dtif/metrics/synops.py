@@ -65,10 +65,9 @@ def _structural_module(mod: nn.Module) -> nn.Module | None:
     """The structural twin of a linear module, or None to keep it."""
     if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
         twin = copy.deepcopy(mod)
-        with torch.no_grad():
-            twin.weight.fill_(1.0)
-            if twin.bias is not None:
-                twin.bias.zero_()
+        # fresh tensors: the originals may be inference tensors, which autograd cannot save
+        twin.weight = nn.Parameter(torch.ones(mod.weight.shape, device=mod.weight.device))
+        twin.bias = None
         return twin
     if isinstance(mod, nn.AvgPool2d):
         return nn.AvgPool2d(
@@ -84,8 +83,9 @@ def _structural_module(mod: nn.Module) -> nn.Module | None:
 
 
 def structural_copy(gm: fx.GraphModule) -> fx.GraphModule:
-    """A copy of `gm` whose linear maps count synapses: weights 1, biases 0, sum pools."""
-    twin = copy.deepcopy(gm)
+    """A copy of `gm` whose linear maps count synapses: weights 1, no biases, sum pools."""
+    with torch.inference_mode(False):
+        twin = copy.deepcopy(gm)
     for name, mod in list(twin.named_modules()):
         new = _structural_module(mod)
         if new is not None and name:
@@ -123,11 +123,12 @@ def measure_fanout(
     Returns:
         Fan-out per output element, [1, ...], by layer name.
     """
-    twin = structural_copy(dynamic)
+    with torch.inference_mode(False):  # the caller may be in inference mode
+        twin = structural_copy(dynamic)
     layers = [m for m in twin.modules() if isinstance(m, TimeAware)]
     ctx = RunContext(batch_size=1, num_steps=1, mode="fanout")
-    with torch.enable_grad(), bind(layers, ctx):
-        out = twin(*[torch.ones_like(b) for b in boundary])
+    with torch.inference_mode(False), torch.enable_grad(), bind(layers, ctx):
+        out = twin(*[torch.ones(b.shape, dtype=b.dtype, device=b.device) for b in boundary])
         outs = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor)]
         total = sum(o.sum() for o in outs) + sum(ctx.fanout_terms)
         leaves = list(ctx.fanout_leaves.items())

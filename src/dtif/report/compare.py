@@ -2,6 +2,11 @@
 
 Results are written after every method (atomically), so an interrupted run keeps what it
 finished and `resume=True` picks up from there.
+
+Under torchrun (`distributed=True`) every rank converts the same ANN on the same calibration
+images and adopts rank 0's network (`dtif.distributed.broadcast_snn`), evaluates its shard
+of the test set, and the totals are summed over ranks before the metrics are computed: the
+results equal a single-process run's exactly. Rank 0 alone logs and writes files.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ def build_snn_for(
             model, calib, target_steps=target_steps, base=base, norm=method.norm, maxpool=maxpool
         ).snn
     return convert(model, calib, neuron=method.neuron, norm=method.norm, maxpool=maxpool)  # type: ignore[arg-type]  # policy checked in convert
+
+
+def _silent(line: str) -> None:
+    """A `log` that drops its line (ranks other than 0)."""
 
 
 def _entry(method: Method, ev: Evaluation) -> dict[str, Any]:
@@ -130,6 +139,7 @@ def compare_methods(
     progress: bool = True,
     log: Callable[[str], None] = print,
     meta: dict[str, Any] | None = None,
+    distributed: bool = False,
 ) -> dict[str, Any]:
     """Convert `model` with each method, evaluate on `test_loader`, and write the results.
 
@@ -147,11 +157,19 @@ def compare_methods(
         progress: show progress bars.
         log: where progress lines go.
         meta: run settings stored with the results; `meta["run"]` must match to resume.
+        distributed: every rank of a torch.distributed group calls this with its
+            `dtif.distributed.shard` of the test set (and the same other arguments); the
+            ranks agree on each network, sum their totals, and only rank 0 logs and writes.
 
     Returns:
-        The results dict (the shape of results.json).
+        The results dict (the shape of results.json), on every rank.
     """
+    from dtif import distributed as dist
     from dtif.report.plots import plot_results
+
+    reduce = dist.all_reduce_totals if distributed else None
+    if not dist.is_main():
+        out_dir, progress, log = None, False, _silent
 
     energy = energy or EnergyModel()
     meta = dict(meta or {})
@@ -163,6 +181,8 @@ def compare_methods(
         methods = [METHODS[REFERENCE], *methods]
     entries: dict[str, dict[str, Any]] = {}
     previous = _load_previous(out_dir, meta) if (resume and out_dir is not None) else {}
+    if distributed:
+        previous = dist.broadcast_object(previous)  # every rank skips the same methods
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     for i, method in enumerate(methods, 1):
@@ -173,7 +193,9 @@ def compare_methods(
             continue
         log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
         snn = build_snn_for(method, model, calib, maxpool, target_steps=max(1, num_steps // 8))
-        ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress)
+        if distributed:
+            dist.broadcast_snn(snn)
+        ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
         entries[method.name] = _entry(method, ev)
         l1 = ev.latency(1.0)
         log(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +74,25 @@ class Evaluation:
 
 @dataclass
 class Totals:
-    """Running sums over batches; add() merges another set (e.g. from another rank)."""
+    """Running sums over batches, all integer counts held in float64.
+
+    Every field counts whole events, so sums of totals (over batches, or over ranks with
+    `dtif.distributed.all_reduce_totals`) are exact in any order below 2**53; energy is derived
+    from the SOP counts in `finish`. Hence a sharded run gives exactly the single-process result.
+
+    Attributes:
+        correct: [T] correct SNN predictions at each T.
+        ann_correct: [] correct ANN predictions.
+        synops: [T] cumulative SOPs at each T, summed over samples.
+        synops_graded: [T] the part of `synops` whose events cost a multiply.
+        spikes: [T] spikes per step by layer name, summed over samples.
+        count: [] the number of samples.
+    """
 
     correct: torch.Tensor
     ann_correct: torch.Tensor
     synops: torch.Tensor
     synops_graded: torch.Tensor
-    energy: torch.Tensor
     spikes: dict[str, torch.Tensor]
     count: torch.Tensor
 
@@ -100,7 +112,25 @@ def accumulate(
     progress: bool = True,
     **sim_kw: Any,
 ) -> Totals:
-    """Sum correct counts per T, SOPs, energy and spikes over the loader's batches."""
+    """Sum correct counts per T, SOPs and spikes over the loader's batches.
+
+    Raises:
+        InputError: the loader is empty.
+    """
+    totals = _accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+    if totals is None:
+        raise InputError("the test loader is empty")
+    return totals
+
+
+def _accumulate(
+    snn: SpikingNetwork,
+    loader: Iterable[Any],
+    num_steps: int,
+    energy: EnergyModel,
+    progress: bool = True,
+    **sim_kw: Any,
+) -> Totals | None:
     totals: Totals | None = None
     bar = tqdm(desc="simulate", unit="img", disable=not progress, leave=False)
     device = snn.device
@@ -110,12 +140,13 @@ def accumulate(
         with torch.inference_mode():
             ann_pred = snn.ann(x.to(device)).flatten(1).argmax(dim=1)
         n = x.shape[0]
+        # A batch's SOPs are a whole number (spike events x integer fan-outs); `simulate`
+        # reports them per sample, so undo its division by n and drop the rounding error.
         part = Totals(
             correct=res.correct(y).double(),
             ann_correct=(ann_pred == y).sum().double(),
-            synops=res.synops * n,
-            synops_graded=res.synops_graded * n,
-            energy=res.energy_pj * n,
+            synops=torch.round(res.synops * n),
+            synops_graded=torch.round(res.synops_graded * n),
             spikes={k: v.double() for k, v in res.spikes.items()},
             count=torch.tensor(float(n), dtype=torch.float64, device=device),
         )
@@ -124,8 +155,6 @@ def accumulate(
         acc = (totals.correct[-1] / totals.count).item()
         bar.set_postfix(acc_T=f"{acc:.3f}")
     bar.close()
-    if totals is None:
-        raise InputError("the test loader is empty")
     return totals
 
 
@@ -135,14 +164,13 @@ def _merge(a: Totals, b: Totals) -> Totals:
         ann_correct=a.ann_correct + b.ann_correct,
         synops=a.synops + b.synops,
         synops_graded=a.synops_graded + b.synops_graded,
-        energy=a.energy + b.energy,
         spikes={k: a.spikes[k] + b.spikes[k] for k in a.spikes},
         count=a.count + b.count,
     )
 
 
 def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluation:
-    """Turn summed totals into an Evaluation."""
+    """Turn summed totals into an Evaluation; energy per sample follows from the SOP counts."""
     n = float(totals.count.item())
     profile = snn.profile(snn.input_shape)
     steps = totals.correct.shape[0]
@@ -155,7 +183,11 @@ def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluati
         ann_accuracy=float(totals.ann_correct.item() / n),
         synops=(totals.synops / n).tolist(),
         synops_graded=(totals.synops_graded / n).tolist(),
-        energy_pj=(totals.energy / n).tolist(),
+        energy_pj=energy.snn_pj(
+            profile.static_macs,
+            (totals.synops - totals.synops_graded) / n,
+            totals.synops_graded / n,
+        ).tolist(),
         ann_energy_pj=energy.ann_pj(profile.ann_macs),
         ann_macs=profile.ann_macs,
         static_macs=profile.static_macs,
@@ -172,6 +204,7 @@ def evaluate(
     *,
     energy: EnergyModel | None = None,
     progress: bool = True,
+    reduce: Callable[[Totals | None], Totals] | None = None,
     **sim_kw: Any,
 ) -> Evaluation:
     """Evaluate `snn` on every (input, label) batch of `loader`, for every T <= num_steps.
@@ -182,11 +215,20 @@ def evaluate(
         num_steps: T_max.
         energy: the energy model (default `EnergyModel()`).
         progress: show a progress bar.
+        reduce: combines this process's totals (None when `loader` is empty) with those of
+            the other processes, e.g. `dtif.distributed.all_reduce_totals` when each rank
+            evaluates its `dtif.distributed.shard` of the test set.
         sim_kw: passed to `simulate` (time_chunk, batch_chunk).
 
     Returns:
         Accuracy, latency, SOPs, energy and firing rates.
+
+    Raises:
+        InputError: the loader is empty (and no `reduce` is given).
     """
     energy = energy or EnergyModel()
-    totals = accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+    if reduce is None:
+        totals = accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+    else:
+        totals = reduce(_accumulate(snn, loader, num_steps, energy, progress, **sim_kw))
     return finish(snn, totals, energy)

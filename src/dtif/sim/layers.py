@@ -20,16 +20,21 @@ class RepeatTime(TimeAware):
 
 
 class SpikeMaxPool(TimeAware):
-    """Spiking max-pool gate (Rueckauer et al. 2017).
+    """Spiking max-pool gate: the accumulated output tracks the max of the accumulated inputs.
 
-    In each window it passes, at step t, the input of the unit with the highest output
-    accumulated over steps 1..t (its spike count times its payload). The selected unit is kept
-    until another unit's accumulated output strictly exceeds it; the new leader is the first
-    such unit. With binary spikes of one payload, the gate's accumulated output is then exactly
-    the window's largest accumulated input, so its rate converges to the max of the rates
-    (switching on ties would pass the spikes of two units that take turns, up to twice the
-    max). Synaptic events are counted at the gate's output: one per nonzero output value,
-    times the output's fan-out.
+    Each window keeps the accumulated input A_i(t) = x_i(1) + ... + x_i(t) of its units. Its
+    output at step t is M(t) - M(t-1), with M(t) = max_i A_i(t) and M(0) = 0, so that the
+    output accumulated over steps 1..t is exactly the window's largest accumulated input, and
+    its rate converges to the max of the input rates.
+
+    With binary spikes of one payload this is the gate of Rueckauer et al. (2017): it passes
+    the spikes of the unit with the highest count, switching only when another unit strictly
+    exceeds it (M rises by one payload when, and only when, a unit at the max spikes). Unlike
+    a gate that passes one selected unit's input, it stays exact when the inputs are analog
+    (a max-pool after a conv, before the ReLU): a selected-unit gate overshoots there, since
+    each switch between two units whose sums cross passes the new leader's whole input.
+    Synaptic events are counted at the gate's output: one per nonzero output value, times the
+    output's fan-out.
 
     Args:
         pool: the ANN's MaxPool1d/MaxPool2d, whose window it uses.
@@ -40,14 +45,11 @@ class SpikeMaxPool(TimeAware):
         super().__init__(layer_name)
         self.pool = pool
 
-    def _window_max(self, acc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(max, index of the first maximum) of each window."""
+    def _window_max(self, acc: torch.Tensor) -> torch.Tensor:
+        """The max of each window, [N, C, ...out]."""
         p = self.pool
         fn = F.max_pool1d if isinstance(p, nn.MaxPool1d) else F.max_pool2d
-        top, idx = fn(
-            acc, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode, return_indices=True
-        )
-        return top, idx
+        return fn(acc, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ctx = self.context()
@@ -57,23 +59,20 @@ class SpikeMaxPool(TimeAware):
         xt, static = self.split_time(x)
         if static:
             xt = xt.unsqueeze(0).expand(ctx.num_steps, *xt.shape)
-        key, sel_key = f"{self.layer_name}.acc", f"{self.layer_name}.sel"
+        key, max_key = f"{self.layer_name}.acc", f"{self.layer_name}.max"
         acc = ctx.states.get(key)
         acc = torch.zeros_like(xt[0]) if acc is None else acc
-        sel = ctx.states.get(sel_key)
-        outs = []
-        for t in range(ctx.num_steps):
+        sums = []
+        for t in range(ctx.num_steps):  # one add per step: the same sums however time is chunked
             acc = acc + xt[t]
-            top, idx = self._window_max(acc)
-            if sel is not None:  # keep the selected unit unless it is strictly beaten
-                held = acc.flatten(2).gather(2, sel.flatten(2)).view(sel.shape)
-                idx = torch.where(held >= top, sel, idx)
-            sel = idx
-            flat = xt[t].flatten(2)
-            outs.append(flat.gather(2, idx.flatten(2)).view(idx.shape))
+            sums.append(acc)
+        tops = self._window_max(torch.cat(sums))  # [steps*B, C, ...out]
+        top = tops.view(ctx.num_steps, -1, *tops.shape[1:])
+        prev = ctx.states.get(max_key)
+        prev = torch.zeros_like(top[0]) if prev is None else prev
+        out = torch.diff(top, dim=0, prepend=prev[None])  # M(t) - M(t-1)
         ctx.states[key] = acc
-        ctx.states[sel_key] = sel
-        out = torch.stack(outs)
+        ctx.states[max_key] = top[-1]
         if ctx.fanout is not None:
             rec = ctx.records.setdefault(self.layer_name, LayerRecord())
             flat_out = (out != 0).to(out.dtype).reshape(out.shape[0], out.shape[1], -1)

@@ -105,9 +105,9 @@ def test_demo_default_and_full_settings(
     res = run_dtif("demo", *flags, "--out", tmp_path, "--device", "cpu")
     assert res.code == 0, res.err
     (config,) = seen.configs
-    assert (config.model, config.width, config.epochs) == ("cnn", 1.0, epochs)
+    assert (config.model, config.width, config.epochs) == ("cnn", 0.5, epochs)
     assert config.train_limit is None and config.test_limit is None and config.data_dir is None
-    assert seen.runs == [tmp_path / "cnn"]
+    assert seen.runs == [tmp_path / f"cnn-w0.5-e{epochs}"]
     (ns,) = seen.compares
     assert (ns.num_steps, ns.test_limit) == (64, limit)
     assert ("full test split" if limit is None else f"{limit} test images") in res.out

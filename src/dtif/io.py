@@ -19,7 +19,7 @@ import torch
 
 from dtif.errors import OutputError
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "ensure_writable_dir"]
 
 
 def _new_file_mode(path: Path) -> int:
@@ -78,6 +78,43 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obj
         raise
     _fsync_directory(directory)
     return target
+
+
+def ensure_writable_dir(directory: str | os.PathLike[str]) -> Path:
+    """Create ``directory`` (and its parents) if missing, and check that it takes new files.
+
+    Call it before a long run that writes its results at the end, so that a bad output
+    directory fails at once rather than after the work.
+
+    Args:
+        directory: the output folder.
+
+    Returns:
+        ``directory`` as a ``Path``.
+
+    Raises:
+        OutputError: the folder cannot be created (a file is in the way, no permission) or
+            is not writable.
+    """
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"cannot create output directory {folder} ({err.strerror or err}). Choose another "
+            "output directory."
+        ) from err
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dtif-write-check.", suffix=".tmp")
+    except OSError as err:
+        raise OutputError(
+            f"cannot write in {folder}: the directory is not writable ({err.strerror or err}). "
+            "Fix its permissions or choose another output directory."
+        ) from err
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return folder
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -6,8 +6,10 @@ a unique name.
 A generated model is a tree of small modules: `Seq` (named steps run in order), `Residual`
 (a body plus an identity or 1x1-conv/linear + BN shortcut, joined by an add), `Act` (one ReLU in
 one of many spellings), `Flatten` (several spellings), `AvgPool` / `MaxPool` (module or
-functional), `Drop` (dropout), and `Bad` (an op that has no spiking equivalent). Shapes are
-found by running each new step on a dummy input, so that no step is invalid for its input.
+functional), `Drop` (dropout), `Twice` (one conv and one ReLU module, each called at two
+sites), `Alias` (nn.Identity, contiguous), and `Bad` (an op that has no spiking equivalent).
+Shapes are found by running each new step on a dummy input, so that no step is invalid for
+its input.
 
 The oracle (`expected_offenders`) traces the model with torch.fx itself and lists every node
 that lies inside a `Bad` module, and every max-pool node under the "error" policy: exactly
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +42,7 @@ RELU_SPELLINGS = (
     "nn.ReLU(inplace)",
     "F.relu",
     "F.relu(inplace)",
+    "F.relu(x, True)",
     "torch.relu",
     "torch.relu_",
     "Tensor.relu",
@@ -57,7 +60,9 @@ RELU_SPELLINGS = (
     "x.clamp_min_(0) stmt",
 )
 INPLACE_SPELLINGS = frozenset(
-    s for s in RELU_SPELLINGS if "inplace" in s or s.endswith("_") or s.endswith("stmt")
+    s
+    for s in RELU_SPELLINGS
+    if "inplace" in s or "True" in s or s.endswith("_") or s.endswith("stmt")
 )
 
 
@@ -81,6 +86,8 @@ class Act(nn.Module):
             return F.relu(x)
         if s == "F.relu(inplace)":
             return F.relu(x, inplace=True)
+        if s == "F.relu(x, True)":
+            return F.relu(x, True)
         if s == "torch.relu":
             return torch.relu(x)
         if s == "torch.relu_":
@@ -322,6 +329,35 @@ class Bad(nn.Module):
         raise ValueError(k)
 
 
+class Twice(nn.Module):
+    """One conv (or linear) module and one nn.ReLU module, each called at two sites:
+    act(bn2(layer(act(bn1(layer(x)))))). BN folding must give each site its own copy."""
+
+    def __init__(self, layer: nn.Module, bn1: nn.Module | None, bn2: nn.Module | None) -> None:
+        super().__init__()
+        self.layer, self.bn1, self.bn2 = layer, bn1, bn2
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer(x)
+        x = self.act(x if self.bn1 is None else self.bn1(x))
+        x = self.layer(x)
+        return self.act(x if self.bn2 is None else self.bn2(x))
+
+
+class Alias(nn.Module):
+    """A step that returns its input tensor itself: nn.Identity or x.contiguous()."""
+
+    def __init__(self, spelling: str) -> None:
+        super().__init__()
+        self.spelling = spelling
+        if spelling == "nn.Identity":
+            self.identity = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.identity(x) if self.spelling == "nn.Identity" else x.contiguous()
+
+
 class Seq(nn.Module):
     """Named steps run in order."""
 
@@ -339,7 +375,9 @@ class Seq(nn.Module):
 
 JOINS = ("+", "torch.add", "Tensor.add", "+=")
 # steps whose output never aliases their input
-FRESH_OUTPUT = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, AvgPool, MaxPool)
+FRESH_OUTPUT = (
+    nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, AvgPool, MaxPool, Twice
+)
 
 
 class Residual(nn.Module):
@@ -407,12 +445,11 @@ class Case:
     maxpool: str
     neuron: Any
     norm: Any
-    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (
             f"Case(x={tuple(self.x.shape)}, maxpool={self.maxpool!r}, neuron={self.neuron}, "
-            f"norm={self.norm}, notes={self.notes})\n{self.model}"
+            f"norm={self.norm})\n{self.model}"
         )
 
 
@@ -435,7 +472,6 @@ class Builder:
         self.draw = draw
         self.bad_rate = bad_rate
         self.pool_rate = pool_rate
-        self.notes: list[str] = []
 
     def chance(self, p: float) -> bool:
         return p > 0 and self.draw(st.floats(0, 1)) < p
@@ -547,7 +583,7 @@ class Builder:
         if self.chance(self.bad_rate):
             bad = self.bad(shape)
             return None if bad is None else ([("bad", bad[0])], bad[1])
-        choices = ["layer", "layer", "act", "drop", "residual"]
+        choices = ["layer", "layer", "act", "drop", "residual", "twice", "alias"]
         if spatial:
             choices += ["pool", "pool"] if not same else ["pool"]
             if not same:
@@ -555,6 +591,10 @@ class Builder:
         kind = draw(st.sampled_from(choices))
         if kind == "act":
             return [("act", self.act())], shape
+        if kind == "alias":
+            return [("alias", Alias(draw(st.sampled_from(["nn.Identity", "contiguous"]))))], shape
+        if kind == "twice":
+            return self.twice(shape)
         if kind == "drop":
             spelling = draw(st.sampled_from(DROPOUT_SPELLINGS))
             return [("drop", Drop(spelling, len(shape) - 1))], shape
@@ -576,6 +616,23 @@ class Builder:
         if draw(st.integers(0, 9)) < 7:
             steps = [*steps, ("act", self.act())]
         return steps, out
+
+    def twice(
+        self, shape: tuple[int, ...]
+    ) -> tuple[list[tuple[str, nn.Module]], tuple[int, ...]] | None:
+        draw = self.draw
+        dims = len(shape) - 1
+        c = shape[0]
+        if dims:
+            k = draw(st.sampled_from([1, 3]))
+            layer: nn.Module = (nn.Conv1d, nn.Conv2d)[dims - 1](c, c, k, 1, k // 2)
+        else:
+            layer = nn.Linear(c, c)
+        bn = (nn.BatchNorm1d, nn.BatchNorm1d, nn.BatchNorm2d)[dims]
+        bns = [bn(c) if draw(st.booleans()) else None for _ in range(2)]
+        step = Twice(layer, *bns)
+        out = _shape_after(step, shape)
+        return None if out != shape else ([("twice", step)], shape)
 
     def residual(
         self, shape: tuple[int, ...], depth: int
@@ -686,7 +743,6 @@ def cases(draw: st.DrawFn, bad_rate: float | None = None) -> Case:
         maxpool=maxpool,
         neuron=NEURONS[neuron](),
         norm=dtif.MaxNorm(channelwise=channelwise),
-        notes=b.notes,
     )
 
 
@@ -738,9 +794,10 @@ def named_offenders(message: str) -> set[str]:
 # the check
 
 NUM_STEPS = 1024
+SLOW_STEPS = 4096
 TIME_CHUNK = 128
 #: max |rate - ANN output| allowed, as a fraction of max |ANN output|, by max-pool policy
-TOLERANCE = {"error": 0.03, "avg": 0.03, "gate": 0.10}
+TOLERANCE = {"error": 0.04, "avg": 0.04, "gate": 0.05}
 #: fraction of the batch whose predicted class must agree (near-ties excluded)
 MIN_AGREEMENT = {"error": 0.95, "avg": 0.95, "gate": 0.90}
 #: a sample whose two top ANN outputs are closer than this (fraction of max |output|) is a tie
@@ -749,11 +806,22 @@ TIE = 0.02
 
 @dataclass
 class Outcome:
-    """What happened to one case: "converted", "unsupported" or "not foldable"."""
+    """What happened to one case: "converted" ("converted slowly": only at SLOW_STEPS),
+    "dead output", "unsupported" or "not foldable"."""
 
     kind: str
     error: float = 0.0  # max |rate - reference| / max |reference|
     agreement: float = 1.0
+    depth: int = 0  # spiking layers on the longest path
+
+
+def spiking_depth(ann: fx.GraphModule) -> int:
+    """The number of spiking layers (ReLU sites) on the longest input-output path."""
+    depth: dict[fx.Node, int] = {}
+    for node in ann.graph.nodes:
+        here = 1 if "dtif.relu" in node.meta else 0
+        depth[node] = here + max((depth[a] for a in node.all_input_nodes), default=0)
+    return max(depth.values(), default=0)
 
 
 def reference_outputs(case: Case) -> torch.Tensor:
@@ -796,18 +864,42 @@ def check_case(case: Case) -> Outcome:
         ann = snn.ann(case.x).flatten(1)
     scale = float(expected.abs().max())
     torch.testing.assert_close(ann, expected, rtol=1e-4, atol=1e-4 * max(scale, 1.0))
-    res = snn.simulate(case.x, NUM_STEPS, time_chunk=TIME_CHUNK, record=False)
-    rate = res.outputs[-1].flatten(1) / NUM_STEPS
-    err = float((rate - expected).abs().max()) / max(scale, 1e-6)
-    top2 = expected.topk(min(2, expected.shape[1]), dim=1).values
-    clear = (top2[:, 0] - top2[:, -1] > TIE * scale) if expected.shape[1] > 1 else None
-    agreement = 1.0
-    if clear is not None and clear.any():
-        same = rate.argmax(1) == expected.argmax(1)
-        agreement = float(same[clear].double().mean())
-    outcome = Outcome("converted", err, agreement)
-    assert err <= TOLERANCE[case.maxpool], (
-        f"max |rate - ANN| = {err:.3%} of max |ANN output| > {TOLERANCE[case.maxpool]:.0%}"
+    if scale == 0.0:
+        # Every output is a ReLU that is silent on every input: no scale to measure the SNN
+        # against (its layer gets lambda = 1, and a few transient spikes are rate-coding error).
+        return Outcome("dead output")
+    tol, min_agree = TOLERANCE[case.maxpool], MIN_AGREEMENT[case.maxpool]
+    err, agreement = _compare(snn, case.x, expected, NUM_STEPS)
+    outcome = Outcome("converted", err, agreement, spiking_depth(snn.ann))
+    if err <= tol and agreement >= min_agree:
+        return outcome
+    # Rate coding converges as 1/T, with a constant that grows with the ratio of a layer's
+    # input granularity to its threshold (one spike of lambda = 26 into a layer of lambda =
+    # 0.5). Such a case must be within tolerance at SLOW_STEPS and converging; a conversion
+    # bug (a lost ReLU, a wrong scale) is not.
+    err_slow, agreement = _compare(snn, case.x, expected, SLOW_STEPS)
+    assert err_slow <= tol and err_slow <= 0.6 * err, (
+        f"max |rate - ANN| = {err:.3%} of max |ANN output| at T={NUM_STEPS} and "
+        f"{err_slow:.3%} at T={SLOW_STEPS}; tolerance {tol:.0%}"
     )
-    assert agreement >= MIN_AGREEMENT[case.maxpool], f"predictions agree on {agreement:.1%}"
-    return outcome
+    assert agreement >= min_agree, f"predictions agree on {agreement:.1%} at T={SLOW_STEPS}"
+    return Outcome("converted slowly", err_slow, agreement, outcome.depth)
+
+
+def _compare(
+    snn: dtif.SpikingNetwork, x: torch.Tensor, expected: torch.Tensor, num_steps: int
+) -> tuple[float, float]:
+    """(max |rate - expected| / max |expected|, agreement of predicted classes on the inputs
+    whose two top expected outputs are not tied)."""
+    scale = float(expected.abs().max())
+    res = snn.simulate(x, num_steps, time_chunk=TIME_CHUNK, record=False)
+    rate = res.outputs[-1].flatten(1) / num_steps
+    err = float((rate - expected).abs().max()) / scale
+    agreement = 1.0
+    if expected.shape[1] > 1:
+        top2 = expected.topk(2, dim=1).values
+        clear = top2[:, 0] - top2[:, 1] > TIE * scale
+        if clear.any():
+            same = rate.argmax(1) == expected.argmax(1)
+            agreement = float(same[clear].double().mean())
+    return err, agreement

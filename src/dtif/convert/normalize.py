@@ -182,8 +182,8 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
                     gm(b.to(device))
                 except RuntimeError as err:
                     raise CalibrationError(
-                        f"calibration batch {i} of shape {tuple(b.shape)} does not fit the "
-                        f"model: {err}"
+                        f"calibration batch {i} of shape {tuple(b.shape)} and dtype {b.dtype} "
+                        f"does not fit the model: {err}"
                     ) from err
     scales = []
     for obs in observers:

@@ -14,9 +14,10 @@ from dtif.errors import ConversionError
 RELU_META = "dtif.relu"
 
 
-# ops whose output may share memory with their input (an in-place ReLU on one changes both)
-_ALIAS_METHODS = {"view", "reshape", "flatten", "contiguous"}
-_ALIAS_MODULES: tuple[type[nn.Module], ...] = (nn.Flatten, nn.Identity)
+# Ops whose output may share memory with their input, so that an in-place ReLU on one changes
+# the other: the same tensor (identity, contiguous, an in-place op), or a view of another shape.
+_SAME_METHODS = {"contiguous"} | {m for m in RELU_METHODS | CLAMP_METHODS if m.endswith("_")}
+_VIEW_METHODS = {"view", "reshape", "flatten"}
 
 
 def _is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
@@ -29,55 +30,79 @@ def _is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.target is torch.relu_ or (node.target is F.relu and inplace is True)
 
 
-def _is_alias(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+def _alias_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
+    """The aliasing of `node`: "same" (it returns its input), "view", or None (new memory)."""
     if node.op == "call_method":
-        return node.target in _ALIAS_METHODS or (
-            node.target in RELU_METHODS | CLAMP_METHODS and str(node.target).endswith("_")
-        )
+        if node.target in _SAME_METHODS:
+            return "same"
+        return "view" if node.target in _VIEW_METHODS else None
     if node.op == "call_module":
-        return isinstance(modules.get(str(node.target)), _ALIAS_MODULES)
-    return node.op == "call_function" and node.target is torch.flatten
+        mod = modules.get(str(node.target))
+        if isinstance(mod, nn.Identity):
+            return "same"
+        return "view" if isinstance(mod, nn.Flatten) else None
+    if node.op == "call_function" and node.target is torch.flatten:
+        return "view"
+    return None
 
 
-def _aliases(x: fx.Node, relu: fx.Node, modules: dict[str, nn.Module]) -> set[fx.Node]:
-    """The nodes other than `relu` that may share memory with `x`: its view chain up to the
-    base, and every view of that base."""
-    base = x
-    while _is_alias(base, modules) and isinstance(base.args[0], fx.Node):
-        base = base.args[0]
-    seen, todo = {base}, [base]
-    while todo:
-        for user in todo.pop().users:
-            if user is relu:
-                continue
-            if user not in seen and _is_alias(user, modules) and user.args[0] in seen:
-                seen.add(user)
-                todo.append(user)
-    return seen
+def _aliases(
+    x: fx.Node, relu: fx.Node, modules: dict[str, nn.Module], order: dict[fx.Node, int]
+) -> tuple[set[fx.Node], set[fx.Node]]:
+    """The nodes made before `relu` that share memory with its input `x`: (the same tensor,
+    its views).
+
+    Aliasing links a node to its input when the node returns that input ("same") or a view of
+    it ("view"); the aliases of x are the nodes linked to it, "same" when every link is.
+    """
+
+    def links(n: fx.Node, same_only: bool) -> list[fx.Node]:
+        out = []
+        kind = _alias_kind(n, modules)
+        if kind is not None and (kind == "same" or not same_only) and n.args:
+            out.append(n.args[0])
+        for user in n.users:
+            kind = _alias_kind(user, modules)
+            made_before = order[user] < order[relu]  # later views read the ReLU's output
+            linked = kind == "same" or (kind == "view" and not same_only)
+            if linked and made_before and user.args and user.args[0] is n:
+                out.append(user)
+        return [a for a in out if isinstance(a, fx.Node) and a is not relu]
+
+    def reach(same_only: bool) -> set[fx.Node]:
+        seen, todo = {x}, [x]
+        while todo:
+            for a in links(todo.pop(), same_only):
+                if a not in seen:
+                    seen.add(a)
+                    todo.append(a)
+        return seen
+
+    same = reach(same_only=True)
+    return same, reach(same_only=False) - same
 
 
 def _apply_inplace(gm: fx.GraphModule, node: fx.Node, modules: dict[str, nn.Module]) -> None:
     """Make the data flow of an in-place ReLU explicit, as eager PyTorch runs it.
 
     Before: y = relu_(x); z = f(x) (or a bare `x.relu_()` statement, whose result fx drops).
-    After: y = relu_(x); z = f(y). Every use of x after the ReLU reads the ReLU's output.
+    After: y = relu_(x); z = f(y). Every use, after the ReLU, of x or of a node that returns
+    the same tensor (nn.Identity, contiguous) reads the ReLU's output.
 
     Raises:
-        ConversionError: the ReLU overwrites a tensor that shares memory with another value
-            used later (a view, or the base of a view); dtif cannot tell what that value holds.
+        ConversionError: the ReLU overwrites a tensor that a view of another shape (or the
+            base of such a view) shares, and that view is used after it.
     """
     x = node.args[0]
     if not isinstance(x, fx.Node):
         return
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
-    for user in list(x.users):
-        if user is not node and order[user] > order[node]:
-            user.replace_input_with(x, node)
-    shared = [
-        a.name
-        for a in _aliases(x, node, modules) - {x}
-        if any(order[u] > order[node] for u in a.users)
-    ]
+    same, views = _aliases(x, node, modules, order)
+    for a in same:
+        for user in list(a.users):
+            if user is not node and order[user] > order[node]:
+                user.replace_input_with(a, node)
+    shared = [v.name for v in views if any(order[u] > order[node] for u in v.users)]
     if shared:
         raise ConversionError(
             f"the in-place ReLU '{node.name}' overwrites '{x.name}', which shares memory with "

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from dtif.convert.pipeline import convert
-from dtif.io import atomic_write_text
+from dtif.io import atomic_write_text, ensure_writable_dir
 from dtif.methods import Method
 from dtif.metrics.energy import EnergyModel
 from dtif.neurons import DTIFParams
@@ -184,7 +184,7 @@ def compare_methods(
     if distributed:
         previous = dist.broadcast_object(previous)  # every rank skips the same methods
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(out_dir)  # fail now, not after the first method
     for i, method in enumerate(methods, 1):
         old = previous.get(method.name)
         if old is not None and old.get("method") == method.to_dict():

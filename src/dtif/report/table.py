@@ -23,8 +23,17 @@ def _speedup(results: dict[str, Any], name: str) -> str:
     return f">{bound:.2f}" if bound is not None else "-"
 
 
-def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table of a results dict (the shape of results.json).
+def _title(results: dict[str, Any]) -> str:
+    ann = 100 * results["ann_accuracy"]
+    return (
+        f"ANN accuracy {ann:.2f}% on {results['num_test']} test images; T_max = "
+        f"{results['num_steps']}; accuracy in %, latency in steps (n/r = not reached); "
+        "speed-up and energy ratio against if-max at L_1"
+    )
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The header and one row per method, as strings.
 
     Columns: accuracy (%) at powers of two, L_1 and L_0.1 (n/r: not reached by T_max), the
     speed-up and energy ratio against if-max at L_1, and SOPs per image at L_1.
@@ -47,26 +56,24 @@ def format_table(results: dict[str, Any]) -> str:
                 _fmt(sop, ".3g", "-"),
             ]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return rows
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain-text table of a results dict (the shape of results.json)."""
+    rows = table_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
         for r in rows
     ]
     lines.insert(1, "-" * len(lines[0]))
-    ann = 100 * results["ann_accuracy"]
-    title = (
-        f"ANN accuracy {ann:.2f}% on {results['num_test']} test images; T_max = "
-        f"{results['num_steps']}; accuracy in %, latency in steps (n/r = not reached); "
-        "speed-up and energy ratio against if-max at L_1"
-    )
-    return "\n".join([title, *lines])
+    return "\n".join([_title(results), *lines])
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """The same table in Markdown."""
-    text = format_table(results).splitlines()
-    rows = [line.split() for line in text[2:3] + text[3:]]
-    head = text[2].split()
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """The same table in Markdown, under its title line."""
+    rows = table_rows(results)
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join([text[0], "", *out])
+    return "\n".join([_title(results), "", *out])

@@ -3,6 +3,23 @@
 Every linear op runs once over a time-stacked tensor [steps*B, ...]; only the neuron
 recurrence loops over t. The static prefix (up to the first spiking layer) runs once per
 batch. One run to T_max gives the output at every T <= T_max.
+
+Chunking rule (when `time_chunk` and `batch_chunk` are not given). A chunk is `tc` steps of
+`bc` samples; the dynamic part runs once per chunk on [tc*bc, ...] tensors.
+
+1. Memory budget: bc is the whole batch, unless bc x `Profile.sample_step_bytes` (the
+   working memory of one sample for one step) exceeds the budget (a quarter of the free
+   memory on CUDA, `DEFAULT_CPU_BUDGET_BYTES` on CPU); then bc = budget // sample_step_bytes
+   and tc = 1. Otherwise tc = min(T, budget // (bc x sample_step_bytes)).
+2. On CPU, also tc <= max(1, `CPU_CHUNK_BYTES` // (bc x bytes of the largest layer per
+   sample)): each layer's stacked tensor stays about cache-sized (8 MiB). Larger chunks
+   were measured slower on CPU: the per-step recurrence then streams from DRAM, and chunk
+   tensors above glibc's mmap threshold are returned to the OS and faulted in again on every
+   chunk. On CUDA, large chunks keep the kernels few and big, so rule 1 alone applies.
+
+So the working memory is bounded by the chunk, never by T: what grows with T is only the
+output [T, B, ...] and a few counters per step. The spiking layers keep one chunk-sized
+buffer each for the run (see `SpikingNeuron`).
 """
 
 from __future__ import annotations
@@ -17,6 +34,8 @@ from dtif.sim.context import LayerRecord, RunContext, bind
 from dtif.sim.network import SpikingNetwork
 
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30
+CPU_CHUNK_BYTES = 2 << 20
+"""On CPU, the target size in bytes of one layer's tensor in one chunk (rule 2 above)."""
 
 
 @dataclass
@@ -95,6 +114,23 @@ def choose_chunks(
     return 1, per_step
 
 
+def cpu_time_chunk(
+    batch_chunk: int, num_steps: int, layer_bytes: int, target_bytes: int = CPU_CHUNK_BYTES
+) -> int:
+    """Steps per chunk on CPU: the largest layer's chunk tensor stays about `target_bytes`.
+
+    Args:
+        batch_chunk: samples per chunk.
+        num_steps: T.
+        layer_bytes: bytes of the largest layer for one sample and one step.
+        target_bytes: the target size of one layer's chunk tensor.
+
+    Returns:
+        max(1, min(T, target_bytes // (batch_chunk x layer_bytes))).
+    """
+    return max(1, min(num_steps, target_bytes // max(batch_chunk * layer_bytes, 1)))
+
+
 def _stack(chunks: list[list[torch.Tensor]]) -> torch.Tensor:
     """Batch chunks of time chunks -> [T], summed over batch chunks."""
     return torch.stack([torch.cat(c) for c in chunks]).sum(dim=0)
@@ -130,6 +166,9 @@ def simulate(
     if not isinstance(num_steps, int) or num_steps < 1:
         raise InputError(f"num_steps must be an int >= 1, got {num_steps!r}")
     x = check_input(x, snn.input_shape)
+    dtype = next((p.dtype for p in snn.parameters()), x.dtype)
+    if x.dtype != dtype:
+        raise InputError(f"input has dtype {x.dtype}, the network {dtype}; pass x.to({dtype})")
     energy = energy or EnergyModel()
     device = snn.device
     x = x.to(device)
@@ -138,6 +177,9 @@ def simulate(
     auto_t, auto_b = choose_chunks(
         batch, num_steps, profile.sample_step_bytes, _budget_bytes(device)
     )
+    if device.type != "cuda":
+        layer_bytes = x.element_size() * max(profile.layer_sizes.values(), default=1)
+        auto_t = min(auto_t, cpu_time_chunk(auto_b, num_steps, layer_bytes))
     tc = time_chunk if time_chunk is not None else auto_t
     bc = batch_chunk if batch_chunk is not None else (auto_b if time_chunk is None else batch)
     if tc < 1 or bc < 1:

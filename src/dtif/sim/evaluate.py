@@ -101,7 +101,10 @@ def _batches(loader: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Tensor
     for item in loader:
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
             raise InputError("the test loader must yield (input, label) pairs")
-        yield item[0], item[1]
+        x, y = item[0], item[1]
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and y.shape != x.shape[:1]:
+            raise InputError(f"a test batch of {tuple(x.shape)} inputs has labels {tuple(y.shape)}")
+        yield x, y
 
 
 def accumulate(

@@ -376,7 +376,14 @@ class Seq(nn.Module):
 JOINS = ("+", "torch.add", "Tensor.add", "+=")
 # steps whose output never aliases their input
 FRESH_OUTPUT = (
-    nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, AvgPool, MaxPool, Twice
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    AvgPool,
+    MaxPool,
+    Twice,
 )
 
 
@@ -785,9 +792,7 @@ def set_maxpool_as_avg(model: nn.Module, on: bool) -> None:
 
 def named_offenders(message: str) -> set[str]:
     """The node names listed in an UnsupportedOpsError message ("- name: op target ...")."""
-    return {
-        line[2:].split(":", 1)[0] for line in message.splitlines() if line.startswith("- ")
-    }
+    return {line[2:].split(":", 1)[0] for line in message.splitlines() if line.startswith("- ")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,7 +850,9 @@ def check_case(case: Case) -> Outcome:
     offenders = expected_offenders(case.model, case.maxpool)
     dilated = dilated_maxpools(case.model) if case.maxpool == "avg" else []
     try:
-        snn = dtif.convert(case.model, case.x, neuron=case.neuron, norm=case.norm, maxpool=case.maxpool)
+        snn = dtif.convert(
+            case.model, case.x, neuron=case.neuron, norm=case.norm, maxpool=case.maxpool
+        )
     except dtif.UnsupportedOpsError as err:
         assert offenders, f"UnsupportedOpsError for a supported model: {err}"
         named = named_offenders(str(err))

@@ -7,8 +7,11 @@ For each model and number of steps T, one process times, interleaved and repeate
                 forwards of [B] ("loop"), and forwards of [tc*B] stacks with dtif's own time
                 chunk tc ("stack"). The faster of the two medians is the limit b;
   (c) SpikingJelly (when importable) `ann2snn.Converter(RateCodingRecipe(mode="max"))` on the
-                same ANN, then its usual loop: `functional.reset_net(net)`, then T calls
-                `net(x)` summed.
+                same ANN (IF neurons, soft reset, max norm: the same conversion as dtif's),
+                run its two ways: single-step, the loop of its ann2snn examples
+                (`functional.reset_net(net)`, then T calls `net(x)` summed), and multi-step
+                (`functional.set_step_mode(net, "m")`, one call on x repeated to [T, B, ...];
+                not in --quick). c is the faster of the two.
 
 It reports medians over the repeats, the ratios a/b and c/a, images x steps per second, and
 the peak memory of one run of each method, measured in a fresh subprocess per configuration:
@@ -52,8 +55,7 @@ import dtif
 from dtif.models import create_model
 
 MODELS = ("cnn", "vgg16", "resnet20")
-METHODS = ("dtif", "dtif_norec", "dense_loop", "dense_stack", "sj")
-MEMORY_METHODS = ("dtif", "dense_loop", "sj")
+MEMORY_METHODS = ("dtif", "dense_loop", "sj", "sj_m")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Bundle:
     x: torch.Tensor
     sj: nn.Module | None
     sj_error: str | None = None
+    sj_m: nn.Module | None = None
     timings: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -128,6 +131,7 @@ def build(cfg: Config, device: torch.device, with_sj: bool, calib_size: int = 64
         if bundle.sj_error is None:
             try:
                 bundle.sj = convert_spikingjelly(ann, calib.to(device), device)
+                bundle.sj_m = multi_step(bundle.sj)
             except Exception as err:  # noqa: BLE001 - reported, never fatal
                 bundle.sj_error = f"conversion failed: {type(err).__name__}: {err}"
     return bundle
@@ -156,30 +160,46 @@ def convert_spikingjelly(ann: nn.Module, calib: torch.Tensor, device: torch.devi
     return net.eval()
 
 
+def multi_step(net: nn.Module) -> nn.Module | None:
+    """A copy of a converted SpikingJelly net in multi-step mode, or None if that fails."""
+    from spikingjelly.activation_based import functional
+
+    try:
+        net_m = copy.deepcopy(net)
+        functional.set_step_mode(net_m, "m")
+    except Exception:  # noqa: BLE001 - then only the single-step loop is timed
+        return None
+    return net_m
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def auto_time_chunk(snn: dtif.SpikingNetwork, x: torch.Tensor, num_steps: int) -> int:
-    """The time chunk that `simulate` picks by itself, observed on a short run."""
-    seen: list[int] = []
+    """The time chunk that `simulate` picks by itself, observed on one run."""
+    seen = [1]
 
-    def hook(mod: nn.Module, args: object, out: torch.Tensor) -> None:
-        seen.append(out.shape[0] // x.shape[0])
+    def hook(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen.append(args[0].shape[0] // x.shape[0])
 
-    handle = snn.dynamic.register_forward_hook(hook)
+    handles = [m.register_forward_pre_hook(hook) for m in snn.layers()]
     try:
         snn.simulate(x, num_steps, record=False)
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
     return max(seen)
 
 
-def runners(b: Bundle, num_steps: int, tc: int = 1) -> dict[str, Callable[[], object]]:
+def runners(
+    b: Bundle, num_steps: int, tc: int = 1, multi: bool = True
+) -> dict[str, Callable[[], object]]:
     """One callable per method; each runs one full simulation of `num_steps` steps.
 
-    `tc` is dtif's time chunk, which the "dense_stack" limit copies.
+    `tc` is dtif's time chunk, which the "dense_stack" limit copies; `multi` adds
+    SpikingJelly's multi-step mode.
     """
     snn, ann, x = b.snn, b.snn.ann, b.x
 
@@ -225,25 +245,43 @@ def runners(b: Bundle, num_steps: int, tc: int = 1) -> dict[str, Callable[[], ob
                 return acc
 
         out["sj"] = sj_loop
+    if b.sj_m is not None and multi:
+        from spikingjelly.activation_based import functional
+
+        sj_m = b.sj_m
+
+        def sj_multi() -> object:
+            with torch.inference_mode():
+                functional.reset_net(sj_m)
+                xs = x.unsqueeze(0).expand(num_steps, *x.shape)
+                return sj_m(xs).sum(0)
+
+        out["sj_m"] = sj_multi
     return out
 
 
 def time_interleaved(
     fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
-) -> dict[str, list[float]]:
-    """Wall-clock seconds of each callable, `repeats` rounds, the order rotated every round."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and CPU seconds of each callable, `repeats` rounds, order rotated per round.
+
+    CPU time (this process, all threads) is steadier than wall time on a shared machine with
+    one thread; with several threads it counts OpenMP's spin-waiting too.
+    """
     names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             gc.collect()
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[name]()
             sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return times
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return wall, cpu
 
 
 def agreement(b: Bundle, num_steps: int) -> dict[str, float]:
@@ -261,6 +299,20 @@ def agreement(b: Bundle, num_steps: int) -> dict[str, float]:
             acc = sum(b.sj(b.x) for _ in range(num_steps))
         out["dtif_vs_sj"] = float((pred == acc.flatten(1).argmax(1)).float().mean())
     return out
+
+
+def event_linear_usage(snn: dtif.SpikingNetwork) -> dict[str, list[int]]:
+    """Calls and sparse-path calls of each event-driven Linear layer so far (CPU only)."""
+    try:
+        from dtif.sim.engine import EventLinear, event_driven
+    except ImportError:
+        return {}
+    usage = {}
+    for name, m in event_driven(snn.dynamic).named_modules():
+        if isinstance(m, EventLinear):
+            usage[name] = [m.calls, m.sparse_calls]
+            m.calls = m.sparse_calls = 0
+    return usage
 
 
 # ----------------------------------------------------------------------------- memory
@@ -302,7 +354,7 @@ def measure_memory_child(args: argparse.Namespace) -> None:
     cfg = Config(**json.loads(args.child_config))
     device = torch.device(args.device)
     set_threads(args.threads)
-    b = build(cfg, device, with_sj=args.child_method == "sj", calib_size=8)
+    b = build(cfg, device, with_sj=args.child_method.startswith("sj"), calib_size=8)
     if args.child_method not in runners(b, 1):
         print(json.dumps({"error": b.sj_error or "method unavailable"}))
         return
@@ -319,36 +371,55 @@ def measure_memory_child(args: argparse.Namespace) -> None:
         run()
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device)
-        out = {"how": "cuda max_memory_allocated - allocated before", "peak_mb": (peak - base) / 2**20}
+        out = {
+            "how": "cuda max_memory_allocated - allocated before",
+            "peak_mb": (peak - base) / 2**20,
+        }
     else:
         rss0 = _status_kb("VmRSS")
         if rss0 is not None and _reset_hwm():
             run()
             hwm = _status_kb("VmHWM") or rss0
-            out = {"how": "VmHWM - VmRSS before", "peak_mb": (hwm - rss0) / 1024,
-                   "rss_peak_mb": hwm / 1024}
+            out = {
+                "how": "VmHWM - VmRSS before",
+                "peak_mb": (hwm - rss0) / 1024,
+                "rss_peak_mb": hwm / 1024,
+            }
         else:  # ru_maxrss: the high-water mark of the whole child (setup included)
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             run()
             after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            out = {"how": "ru_maxrss rise", "peak_mb": (after - before) / 1024,
-                   "rss_peak_mb": after / 1024}
+            out = {
+                "how": "ru_maxrss rise",
+                "peak_mb": (after - before) / 1024,
+                "rss_peak_mb": after / 1024,
+            }
     print(json.dumps(out))
 
 
 def measure_memory(
-    cfg: Config, method: str, num_steps: int, args: argparse.Namespace
+    cfg: Config, method: str, num_steps: int, args: argparse.Namespace, repeats: int = 1
 ) -> dict[str, Any]:
-    cmd = [
-        sys.executable, __file__, "--child-config", json.dumps(cfg.__dict__),
-        "--child-method", method, "--child-steps", str(num_steps),
-        "--device", args.device, "--threads", str(args.threads),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(lines[-1])  # type: ignore[no-any-return]
+    """Peak memory of one run, in fresh subprocesses; the median of `repeats` for dtif.
+
+    The heap layout, and so the peak, varies a little from process to process.
+    """
+    runs = []
+    for _ in range(repeats if method == "dtif" else 1):
+        cmd = [
+            sys.executable, __file__, "--child-config", json.dumps(cfg.__dict__),
+            "--child-method", method, "--child-steps", str(num_steps),
+            "--device", args.device, "--threads", str(args.threads),
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        runs.append(json.loads(lines[-1]))
+    runs.sort(key=lambda r: r.get("peak_mb", 0.0))
+    out: dict[str, Any] = dict(runs[len(runs) // 2])
+    out["all_peak_mb"] = [r.get("peak_mb") for r in runs]
+    return out
 
 
 # ----------------------------------------------------------------------------- report
@@ -376,8 +447,9 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     try:
-        import spikingjelly  # noqa: F401
         from importlib.metadata import version
+
+        import spikingjelly  # noqa: F401
 
         info["spikingjelly"] = version("spikingjelly")
     except Exception:  # noqa: BLE001
@@ -396,9 +468,12 @@ def summarize(times: dict[str, list[float]], batch: int, num_steps: int) -> dict
         "a_norec_over_b": med["dtif_norec"] / b,
         "img_steps_per_s": {k: batch * num_steps / v for k, v in med.items()},
     }
-    if "sj" in med:
-        row["c_over_a"] = med["sj"] / med["dtif"]
-        row["c_over_a_norec"] = med["sj"] / med["dtif_norec"]
+    sj = [k for k in ("sj", "sj_m") if k in med]
+    if sj:
+        best = min(sj, key=lambda k: med[k])
+        row["sj_best"] = best
+        row["c_over_a"] = med[best] / med["dtif"]
+        row["c_over_a_norec"] = med[best] / med["dtif_norec"]
     return row
 
 
@@ -409,11 +484,12 @@ def fmt(v: float | None, spec: str = ".2f") -> str:
 def table(results: list[dict[str, Any]], sj_note: str | None) -> str:
     head = (
         "| model | T | tc | dtif (s) | dtif no-rec (s) | dense limit (s) | SJ (s) | a/b | "
-        "a/b no-rec | c/a | dtif img·steps/s | SJ img·steps/s | peak MB dtif / dense / SJ |"
+        "a/b no-rec | a/b CPU | c/a | dtif img·steps/s | SJ img·steps/s | "
+        "peak MB dtif / dense / SJ / SJ-m |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
-        s = r["summary"]
+        s, c = r["summary"], r["summary_cpu"]
         med = s["median_s"]
         mem = r.get("memory", {})
 
@@ -422,12 +498,15 @@ def table(results: list[dict[str, Any]], sj_note: str | None) -> str:
             return fmt(v.get("peak_mb"), ".0f") if isinstance(v, dict) else "n/a"
 
         limit = f"{med[s['limit']]:.2f} ({s['limit'].split('_')[1]})"
+        best = s.get("sj_best")
+        sj = f"{med[best]:.2f} ({'multi' if best == 'sj_m' else 'single'})" if best else "n/a"
+        sj_rate = fmt(s["img_steps_per_s"][best], ".0f") if best else "n/a"
         lines.append(
             f"| {r['model']} | {r['num_steps']} | {r['time_chunk']} | {med['dtif']:.2f} | "
-            f"{med['dtif_norec']:.2f} | {limit} | {fmt(med.get('sj'))} | {s['a_over_b']:.2f} | "
-            f"{s['a_norec_over_b']:.2f} | {fmt(s.get('c_over_a'))} | "
-            f"{s['img_steps_per_s']['dtif']:.0f} | {fmt(s['img_steps_per_s'].get('sj'), '.0f')} | "
-            f"{peak('dtif')} / {peak('dense_loop')} / {peak('sj')} |"
+            f"{med['dtif_norec']:.2f} | {limit} | {sj} | {s['a_over_b']:.2f} | "
+            f"{s['a_norec_over_b']:.2f} | {c['a_over_b']:.2f} | {fmt(s.get('c_over_a'))} | "
+            f"{s['img_steps_per_s']['dtif']:.0f} | {sj_rate} | "
+            f"{peak('dtif')} / {peak('dense_loop')} / {peak('sj')} / {peak('sj_m')} |"
         )
     if sj_note:
         lines.append("")
@@ -456,6 +535,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument(
+        "--memory-repeats", type=int, default=3, help="subprocesses per dtif peak (median)"
+    )
     p.add_argument("--no-spikingjelly", action="store_true", help="skip method (c)")
     p.add_argument(
         "--quick", action="store_true",
@@ -469,7 +551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.quick:
-        args.batch, args.steps, args.repeats = 8, "32,64", 3
+        args.batch, args.steps, args.repeats, args.memory_repeats = 8, "32,64", 3, 1
     return args
 
 
@@ -507,26 +589,29 @@ def main(argv: list[str] | None = None) -> None:
             sj_note = b.sj_error
         for num_steps in steps:
             tc = auto_time_chunk(b.snn, b.x, num_steps)
-            fns = runners(b, num_steps, tc)
+            fns = runners(b, num_steps, tc, multi=not args.quick)
             for fn in fns.values():  # warm-up: profile, lazy init, allocator
                 fn()
-            times = time_interleaved(fns, args.repeats, device)
+            times, cpu_times = time_interleaved(fns, args.repeats, device)
             row: dict[str, Any] = {
                 "model": name,
                 "config": cfg.__dict__,
                 "num_steps": num_steps,
                 "time_chunk": tc,
                 "times_s": times,
+                "cpu_s": cpu_times,
                 "summary": summarize(times, args.batch, num_steps),
+                "summary_cpu": summarize(cpu_times, args.batch, num_steps),
                 "agreement": agreement(b, num_steps),
+                "event_linear": event_linear_usage(b.snn),
                 "loadavg": list(os.getloadavg()),
             }
             if not args.no_memory:
                 methods = ("dtif",) if args.quick else MEMORY_METHODS
                 row["memory"] = {
-                    m: measure_memory(cfg, m, num_steps, args)
+                    m: measure_memory(cfg, m, num_steps, args, args.memory_repeats)
                     for m in methods
-                    if m != "sj" or b.sj is not None
+                    if m in fns
                 }
             results.append(row)
             s = row["summary"]
@@ -536,9 +621,12 @@ def main(argv: list[str] | None = None) -> None:
                 + f"  a/b={s['a_over_b']:.2f} (no-rec {s['a_norec_over_b']:.2f}, limit "
                 + f"{s['limit']})  c/a={fmt(s.get('c_over_a'))}"
                 + (
-                    "  peak MB " + " ".join(
+                    "  peak MB "
+                    + " ".join(
                         f"{m}={fmt(v.get('peak_mb'), '.0f')}" for m, v in row["memory"].items()
-                    ) if "memory" in row else ""
+                    )
+                    if "memory" in row
+                    else ""
                 ),
                 flush=True,
             )

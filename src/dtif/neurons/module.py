@@ -3,10 +3,12 @@
 The time loop is the hot path of a simulation. For IF and DTIF neurons it runs in-place twins
 of `if_step` and `dtif_step` (`_run_if`, `_run_dtif`): the same floating-point operations in
 the same order, so the results are bit-identical to the step functions, but every step writes
-into buffers that the layer owns for the run (the potential, and one chunk-sized tensor that
-holds the input current and then the spikes) instead of allocating four or five new tensors.
-With one spike per step, clamp(floor(.), 0, 1) is a single comparison. A neuron type added
-to `_DYNAMICS` without a twin runs its pure step function.
+into tensors that the layer owns for the run (the potential, and one chunk-sized spike buffer,
+which for DTIF first holds the input current) instead of allocating four or five new ones.
+An IF step is three passes: V += x / lambda (`addcdiv_`, rounded as z = x / lambda; V + z),
+n = [V >= 1] (clamp(floor(V), 0, 1) with one spike per step), V -= n. Spike counts and SOPs
+are recorded once per chunk. A neuron type added to `_DYNAMICS` without a twin runs its pure
+step function.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dtif.neurons.dt_if_neuron import (
     dtif_threshold,
 )
 from dtif.neurons.if_neuron import IFParams, IFState, if_initial_state, if_step
-from dtif.sim.context import LayerRecord, RunContext, TimeAware
+from dtif.sim.context import LayerRecord, TimeAware
 
 NeuronParams = IFParams | DTIFParams
 
@@ -170,6 +172,8 @@ class SpikingNeuron(TimeAware):
         layer_name: the name of this layer in results.
     """
 
+    scale: torch.Tensor
+
     def __init__(self, params: NeuronParams, scale: torch.Tensor, layer_name: str) -> None:
         super().__init__(layer_name)
         self.params = params
@@ -195,11 +199,14 @@ class SpikingNeuron(TimeAware):
         xt, static = self.split_time(x)
         steps, batch = ctx.num_steps, ctx.batch_size
         params = self.params
-        spikes = self._spike_buffer(xt, static, ctx)
+        run = ctx.states.get(self._run_key)
+        if run is None:
+            run = ctx.states[self._run_key] = _LayerRun()
+        spikes = run.spike_buffer(xt, steps if static else 0)
         scale = self.scale.to(x.dtype)
         divisor = None
         if static:
-            z = self._static_current(xt, channel_view(scale, xt.ndim, 1), ctx)
+            z = run.static_current(xt, channel_view(scale, xt.ndim, 1))
         elif type(params) is IFParams:
             z, divisor = xt, channel_view(scale, xt.ndim - 1, 1)  # divided step by step
         else:
@@ -217,51 +224,66 @@ class SpikingNeuron(TimeAware):
             state, theta = _run_steps(step, z, static, state, spikes, params)
         ctx.states[self.layer_name] = state
         if ctx.fanout is not None:
-            self._record(spikes, ctx.fanout[self.layer_name], ctx.records)
+            rec = ctx.records.get(self.layer_name)
+            if rec is None:
+                rec = ctx.records[self.layer_name] = LayerRecord(graded=is_graded(params))
+            run.record(spikes, ctx.fanout[self.layer_name], rec)
         out = spikes.mul_(theta) if theta is not None else spikes  # the payload, in place
         out = out.mul_(channel_view(scale, out.ndim, 2))
         return out.view(steps * batch, *out.shape[2:])
 
-    def _spike_buffer(self, xt: torch.Tensor, static: bool, ctx: RunContext) -> torch.Tensor:
-        """This chunk's spike tensor [steps, B, ...], laid out like the input.
+    @property
+    def _run_key(self) -> str:
+        return f"{self.layer_name}.run"
 
-        The buffer belongs to this layer for the run: it is kept in `ctx.states` and reused by
-        every chunk of the same shape (its contents are read downstream before the layer's
-        next call), so that a simulation does not allocate, and fault in, a fresh chunk-sized
-        tensor per layer and chunk.
-        """
-        shape = (ctx.num_steps, *xt.shape) if static else xt.shape
-        key = f"{self.layer_name}.buffer"
-        spikes = ctx.states.get(key)
+
+class _LayerRun:
+    """What one spiking layer keeps for the length of a run, besides its neuron state.
+
+    Attributes:
+        spikes: the spike buffer [steps, B, ...]. It is reused by every chunk of the same
+            shape (the layer's output is read downstream before the layer's next call), so
+            that a simulation does not allocate, and fault in, a chunk-sized tensor per layer
+            and chunk.
+        current: (x, z = x / scale) for an input constant in time, computed once.
+        fanout: the flattened fan-out [N] in the spikes' dtype.
+    """
+
+    __slots__ = ("current", "fanout", "spikes")
+
+    def __init__(self) -> None:
+        self.spikes: torch.Tensor | None = None
+        self.current: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.fanout: torch.Tensor | None = None
+
+    def spike_buffer(self, xt: torch.Tensor, static_steps: int) -> torch.Tensor:
+        """[steps, B, ...] laid out like `xt` (static_steps > 0: xt is [B, ...])."""
+        spikes = self.spikes
+        shape = (static_steps, *xt.shape) if static_steps else xt.shape
         if (
             spikes is None
             or spikes.shape != shape
             or spikes.dtype != xt.dtype
-            or (not static and spikes.stride() != xt.stride())
+            or (not static_steps and spikes.stride() != xt.stride())
         ):
-            spikes = xt.new_empty(shape) if static else torch.empty_like(xt)
-            ctx.states[key] = spikes
+            spikes = xt.new_empty(shape) if static_steps else torch.empty_like(xt)
+            self.spikes = spikes
         return spikes
 
-    def _static_current(
-        self, xt: torch.Tensor, scale: torch.Tensor, ctx: RunContext
-    ) -> torch.Tensor:
-        """z = x / scale for an input constant in time, [B, ...], computed once per run."""
-        key = f"{self.layer_name}.current"
-        cached = ctx.states.get(key)
-        if cached is not None and cached[0] is xt:
-            return cached[1]  # type: ignore[no-any-return]  # (x, z) stored below
-        z = xt / scale
-        ctx.states[key] = (xt, z)
-        return z
+    def static_current(self, xt: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """z = x / scale for an input constant in time, [B, ...], once per run."""
+        if self.current is None or self.current[0] is not xt:
+            self.current = (xt, xt / scale)
+        return self.current[1]
 
-    def _record(
-        self, spikes: torch.Tensor, fanout: torch.Tensor, records: dict[str, LayerRecord]
-    ) -> None:
-        rec = records.setdefault(self.layer_name, LayerRecord(graded=is_graded(self.params)))
-        flat = spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
-        counts = flat.sum(dim=(1, 2))
-        synops = (flat @ fanout.reshape(-1).to(flat.dtype)).sum(dim=1)
+    def record(self, spikes: torch.Tensor, fanout: torch.Tensor, rec: LayerRecord) -> None:
+        """Append this chunk's spike counts and synaptic events per step to `rec`."""
+        steps, batch = spikes.shape[0], spikes.shape[1]
+        flat = spikes.reshape(steps * batch, -1)
+        if self.fanout is None:
+            self.fanout = fanout.reshape(-1).to(flat.dtype)
+        counts = flat.view(steps, -1).sum(dim=1)
+        synops = torch.mv(flat, self.fanout).view(steps, batch).sum(dim=1)
         if not rec.spikes:
             rec.spikes.append(counts)
             rec.synops.append(synops)

@@ -197,6 +197,7 @@ def compare_methods(
             dist.broadcast_snn(snn)
         ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
         entries[method.name] = _entry(method, ev)
+        entries[method.name]["neuron_used"] = snn.meta.get("neuron")  # per-layer values
         l1 = ev.latency(1.0)
         log(
             f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import time
 from pathlib import Path
@@ -27,12 +26,13 @@ from dtif.checkpoint import load_checkpoint
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.methods import METHODS, parse_methods
 from dtif.report.compare import compare_methods
+from dtif.report.markdown import replace_section
 from dtif.report.table import format_table, markdown_table
 from dtif.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # The headline methods first, so that a long run yields them early; then the ablations.
-HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto")
+HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE)])
 # Training recipes per model: (width, epochs, optimizer, lr).
 RECIPES: dict[str, tuple[float, int, str, float | None]] = {
@@ -55,19 +55,6 @@ def machine() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{torch.get_num_threads()} threads, {cpu}{gpu}, torch {torch.__version__}"
-
-
-def replace_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) the section that starts with `heading` in a Markdown file."""
-    text = path.read_text() if path.exists() else "# Results\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    section = f"{heading}\n\n{body.strip()}\n\n"
-    text = (
-        pattern.sub(lambda _: section, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + section
-    )
-    path.write_text(text)
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ from torch import nn
 
 import dtif
 from dtif.models import create_model
+from dtif.report.markdown import replace_section
 
 MODELS = ("cnn", "vgg16", "resnet20")
 MEMORY_METHODS = ("dtif", "dense_loop", "sj", "sj_m")
@@ -514,6 +515,45 @@ def table(results: list[dict[str, Any]], sj_note: str | None) -> str:
     return "\n".join(lines)
 
 
+def targets(results: list[dict[str, Any]], memory_ratio: dict[str, Any]) -> str:
+    """The issue's targets with the measured numbers, as a Markdown table."""
+    at = {(r["model"], r["num_steps"]): r["summary"] for r in results}
+    rows = ["| target | measured | met? |", "|---|---|---|"]
+    for (model, steps), s in at.items():
+        if steps == 128:
+            v = s["a_over_b"]
+            rows.append(
+                f"| {model}, T = 128: a/b <= 1.15 | {v:.3f} | {'yes' if v <= 1.15 else 'no'} |"
+            )
+    for (model, steps), s in at.items():
+        if steps == 128 and model in ("cnn", "resnet20"):
+            v = s.get("c_over_a")
+            met = "n/a" if v is None else ("yes" if v >= 3 else "no")
+            rows.append(f"| {model}, T = 128: c/a >= 3 | {fmt(v)} | {met} |")
+    for model, m in memory_ratio.items():
+        lo, hi = m["steps"]
+        met = "yes" if m["ratio"] <= 1.5 else "no"
+        rows.append(
+            f"| {model}: peak memory T = {hi} / T = {lo} <= 1.5 | {m['ratio']:.2f} | {met} |"
+        )
+    return "\n".join(rows)
+
+
+def write_docs(payload: dict[str, Any], path: Path) -> None:
+    info, args = payload["machine"], payload["args"]
+    body = (
+        f"Command: `{info['command'].strip()}`. Date: {info['date']}. Machine: {info['cpu']}, "
+        f"{info['nproc']} CPUs, {info['threads']} torch thread(s), device {info['device']}, "
+        f"torch {info['torch']}, SpikingJelly {info.get('spikingjelly') or 'not installed'}. "
+        f"Load average at start and end: {info['loadavg_start'][0]:.1f}, "
+        f"{info['loadavg_end'][0]:.1f}. Batch {args['batch']}, {args['repeats']} interleaved "
+        f"repeats (medians), input {args['input']}, vgg16 at width {args['vgg_width']:g}, "
+        f"{args['neuron']} neurons. JSON: `{args['out']}`.\n\n"
+        f"{payload['table']}\n\n{targets(payload['results'], payload['memory_ratio'])}"
+    )
+    replace_section(path, "## Simulation speed", body)
+
+
 def set_threads(threads: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
@@ -544,6 +584,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="smoke run: batch 8, T in {32, 64}, 3 repeats, dtif memory only",
     )  # fmt: skip
     p.add_argument("--out", default="benchmarks/results/sim_speed.json", help="JSON output path")
+    p.add_argument(
+        "--no-docs", action="store_true",
+        help="do not write the table to docs/results.md (--quick never writes it)",
+    )  # fmt: skip
     p.add_argument("--child-config", help=argparse.SUPPRESS)
     p.add_argument("--child-method", help=argparse.SUPPRESS)
     p.add_argument("--child-steps", type=int, help=argparse.SUPPRESS)
@@ -660,6 +704,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {out}")
+    if not (args.quick or args.no_docs):
+        write_docs(payload, Path(__file__).resolve().parents[1] / "docs" / "results.md")
+        print("updated docs/results.md")
 
 
 if __name__ == "__main__":

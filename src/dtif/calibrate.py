@@ -130,7 +130,7 @@ def calibrate_dtif(
     alphas = [float(m.params.alpha) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
     v0s = [float(m.params.v0) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
     _set(neurons, alphas, v0s)
-    best, _ = _loss(snn, x, ann_logits, horizon)
+    best = float("inf")
     history: list[dict[str, Any]] = []
     bar = tqdm(
         total=len(neurons) * len(alpha_grid) * len(v0_grid),
@@ -138,8 +138,8 @@ def calibrate_dtif(
         disable=not progress,
     )
     for i in range(len(neurons)):
-        choice = (alphas[i], v0s[i])
-        best_sop = float("inf")
+        # Every layer ends on a grid point, even where the base's value scored as well.
+        choice, best, best_sop = (alphas[i], v0s[i]), float("inf"), float("inf")
         for a in alpha_grid:
             for v in v0_grid:
                 trial_a, trial_v = list(alphas), list(v0s)

@@ -25,6 +25,7 @@ class Method:
         norm: the threshold normalization.
         description: one line for `--list-methods`.
         auto: True when DTIF's hyperparameters are calibrated per network (`dtif-auto`).
+        alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
     """
 
     name: str
@@ -32,15 +33,19 @@ class Method:
     norm: Norm
     description: str
     auto: bool = False
+    alpha_grid: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "neuron": {"type": type(self.neuron).__name__, **asdict(self.neuron)},
             "norm": {"type": type(self.norm).__name__, **asdict(self.norm)},
             "description": self.description,
             "auto": self.auto,
         }
+        if self.alpha_grid is not None:
+            d["alpha_grid"] = list(self.alpha_grid)
+        return d
 
 
 # The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
@@ -107,6 +112,14 @@ METHODS: dict[str, Method] = {
             _P999,
             "DTIF with per-layer alpha and v0 calibrated on training images",
             auto=True,
+        ),
+        Method(
+            "if-auto",
+            DTIFParams(alpha=0.0),
+            _P999,
+            "control for dtif-auto: the same search with alpha fixed at 0 (IF), per-layer v0 only",
+            auto=True,
+            alpha_grid=(0.0,),
         ),
     ]
 }
@@ -176,7 +189,20 @@ def method_from_file(path: Path) -> Method:
         norm,
         spec.get("description", f"from {path.name}"),
         bool(spec.get("auto", False)),
+        _alpha_grid(spec.get("alpha_grid"), str(path)),
     )
+
+
+def _alpha_grid(value: object, source: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        raise InputError(f"{source}: alpha_grid must be a non-empty list of numbers >= 0")
+    return tuple(float(v) for v in value)
 
 
 def get_method(name: str) -> Method:

@@ -246,7 +246,7 @@ class _LayerRun:
             that a simulation does not allocate, and fault in, a chunk-sized tensor per layer
             and chunk.
         current: (x, z = x / scale) for an input constant in time, computed once.
-        fanout: the flattened fan-out [N] in the spikes' dtype.
+        fanout: the flattened fan-out [N], float64.
     """
 
     __slots__ = ("current", "fanout", "spikes")
@@ -279,11 +279,13 @@ class _LayerRun:
     def record(self, spikes: torch.Tensor, fanout: torch.Tensor, rec: LayerRecord) -> None:
         """Append this chunk's spike counts and synaptic events per step to `rec`."""
         steps, batch = spikes.shape[0], spikes.shape[1]
-        flat = spikes.reshape(steps * batch, -1)
+        # One pass over the chunk: spikes per neuron and step, summed over the batch (whole
+        # numbers, exact). The SOPs are then a small [steps, N] x [N] product, in float64.
+        per_neuron = spikes.reshape(steps, batch, -1).sum(dim=1)
         if self.fanout is None:
-            self.fanout = fanout.reshape(-1).to(flat.dtype)
-        counts = flat.view(steps, -1).sum(dim=1)
-        synops = torch.mv(flat, self.fanout).view(steps, batch).sum(dim=1)
+            self.fanout = fanout.reshape(-1).double()
+        counts = per_neuron.sum(dim=1)
+        synops = torch.mv(per_neuron.double(), self.fanout)
         if not rec.spikes:
             rec.spikes.append(counts)
             rec.synops.append(synops)

@@ -39,14 +39,23 @@ def build_snn_for(
     calib: torch.Tensor,
     maxpool: str,
     target_steps: int,
+    progress: bool = False,
 ) -> SpikingNetwork:
     """Convert `model` with `method`; `dtif-auto` calibrates DTIF on `calib` first."""
     if method.auto:
         from dtif.calibrate import calibrate_dtif
 
         base = method.neuron if isinstance(method.neuron, DTIFParams) else None
+        grid = {} if method.alpha_grid is None else {"alpha_grid": method.alpha_grid}
         return calibrate_dtif(
-            model, calib, target_steps=target_steps, base=base, norm=method.norm, maxpool=maxpool
+            model,
+            calib,
+            target_steps=target_steps,
+            base=base,
+            norm=method.norm,
+            maxpool=maxpool,
+            progress=progress,
+            **grid,
         ).snn
     return convert(model, calib, neuron=method.neuron, norm=method.norm, maxpool=maxpool)  # type: ignore[arg-type]  # policy checked in convert
 
@@ -192,7 +201,9 @@ def compare_methods(
             entries[method.name] = old
             continue
         log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
-        snn = build_snn_for(method, model, calib, maxpool, target_steps=max(1, num_steps // 8))
+        snn = build_snn_for(
+            method, model, calib, maxpool, target_steps=max(1, num_steps // 8), progress=progress
+        )
         if distributed:
             dist.broadcast_snn(snn)
         ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)

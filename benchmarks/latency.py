@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -109,7 +111,9 @@ def main() -> None:
         device=str(device),
     )
     print(f"== train (or reuse) {tag} in {run_dir}")
+    t0 = time.monotonic()
     summary = train(cfg, run_dir, resume=True)
+    train_here = time.monotonic() - t0
     train_s = summary.get("time_s", 0.0)
 
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
@@ -143,7 +147,12 @@ def main() -> None:
     results["meta"]["train_time_s"] = train_s
     print()
     print(format_table(results))
-    print(f"\n{elapsed:.0f} s in all (training {train_s:.0f} s, reused if 0 here)")
+    reused = results.pop("reused", [])
+    print(
+        f"\n{elapsed:.0f} s in this call, {train_here:.0f} s of it training "
+        f"(the checkpoint's training took {train_s:.0f} s); reused with --resume: "
+        f"{', '.join(reused) or 'none'}"
+    )
 
     json_path = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{steps}_n{n}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,19 +167,17 @@ def main() -> None:
         target = img / f"latency_{tag}_T{steps}_n{n}_{name}"
         shutil.copyfile(out_dir / name, target)
         plots.append(target.relative_to(ROOT / "docs"))
-    cmd = (
-        f"python benchmarks/latency.py --model {args.model}"
-        + (" --full" if args.full else "")
-        + (f" --width {width:g}" if args.width else "")
-    )
+    cmd = shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]])
     rates = {
         k: v["firing_rates"]
         for k, v in results["methods"].items()
-        if k in ("if-max", "dtif", "dtif-auto")
+        if k in ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto")
     }
     body = (
         f"Command: `{cmd}`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
-        f"Wall time {elapsed:.0f} s (training {train_s:.0f} s). Test images: {n} (seeded subset of the "
+        f"Wall time of this call {elapsed:.0f} s, {train_here:.0f} s of it training (the "
+        f"checkpoint's training took {train_s:.0f} s); methods reused from an earlier call "
+        f"with --resume: {', '.join(reused) or 'none'}. Test images: {n} (seeded subset of the "
         f"test split) ; calibration: {args.calib_size} training images.\n\n"
         f"{markdown_table(results)}\n\n"
         f"Firing rates (spikes per neuron per step, averaged over T_max):\n\n```\n{json.dumps(rates, indent=1)}\n```\n\n"

@@ -189,6 +189,7 @@ def compare_methods(
 
         methods = [METHODS[REFERENCE], *methods]
     entries: dict[str, dict[str, Any]] = {}
+    reused: list[str] = []
     previous = _load_previous(out_dir, meta) if (resume and out_dir is not None) else {}
     if distributed:
         previous = dist.broadcast_object(previous)  # every rank skips the same methods
@@ -199,6 +200,7 @@ def compare_methods(
         if old is not None and old.get("method") == method.to_dict():
             log(f"[{i}/{len(methods)}] {method.name}: reused from {out_dir / RESULTS}")
             entries[method.name] = old
+            reused.append(method.name)
             continue
         log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
         snn = build_snn_for(
@@ -223,4 +225,5 @@ def compare_methods(
         atomic_write_text(out_dir / "results.csv", results_csv(results))
         for p in plot_results(results, out_dir):
             log(f"wrote {p}")
+    results["reused"] = reused  # not in the files: which methods this call did not run
     return results

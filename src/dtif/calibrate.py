@@ -7,8 +7,10 @@ plus a small penalty on the mean squared error of the rate-decoded logits. Label
 used, and the test split is never read.
 
 Search: greedy, layer by layer in graph order, over a small grid of (alpha, v0) for each
-spiking layer while the others stay fixed; ties go to fewer synaptic operations. The
-network is converted once; candidates only change neuron parameters.
+spiking layer while the others stay fixed; ties go to fewer synaptic operations. It starts
+from IF with v0 = 0.5 in every layer (alpha 0 and v0 0.5 are on the grid), so the result's
+loss is at most that baseline's. The network is converted once; candidates only change
+neuron parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from dtif.sim.network import SpikingNetwork
 ALPHA_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 V0_GRID = (0.0, 0.25, 0.5)
 MSE_WEIGHT = 0.1
+START = (0.0, 0.5)
+"""The search starts from IF with v0 = 0.5 in every layer: a start from DTIF's own default
+(alpha 8, v0 0) left a greedy pass on resnet20 with a higher calibration loss (0.64) than this
+baseline's (0.55)."""
 
 
 @dataclass
@@ -84,6 +90,7 @@ def calibrate_dtif(
     v0_grid: Sequence[float] = V0_GRID,
     seed: int = 0,
     progress: bool = False,
+    start: tuple[float, float] | None = START,
 ) -> DTIFCalibration:
     """Pick per-layer alpha and v0 of a DTIF network on calibration images.
 
@@ -100,6 +107,10 @@ def calibrate_dtif(
         v0_grid: v0 candidates per layer.
         seed: seed of the subset.
         progress: show a progress bar.
+        start: (alpha, v0) set in every layer before the search (default: alpha 0, v0 0.5,
+            the IF baseline with half-threshold start); None keeps the network's own values.
+            When the start is on the grid, the greedy search can only lower the loss from
+            there.
 
     Returns:
         The calibrated network, the chosen values, and the search history.
@@ -127,8 +138,11 @@ def calibrate_dtif(
     with torch.inference_mode():
         ann_logits = snn.ann(x)
     horizon = 2 * target_steps
-    alphas = [float(m.params.alpha) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
-    v0s = [float(m.params.v0) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
+    if start is None:
+        alphas = [float(m.params.alpha) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
+        v0s = [float(m.params.v0) for m in neurons]  # type: ignore[arg-type]  # resolved per layer
+    else:
+        alphas, v0s = [float(start[0])] * len(neurons), [float(start[1])] * len(neurons)
     _set(neurons, alphas, v0s)
     best = float("inf")
     history: list[dict[str, Any]] = []

@@ -45,6 +45,10 @@ class Method:
         }
         if self.alpha_grid is not None:
             d["alpha_grid"] = list(self.alpha_grid)
+        if self.auto:  # results of an older search do not match, so --resume reruns them
+            from dtif.calibrate import START
+
+            d["search_start"] = list(START)
         return d
 
 

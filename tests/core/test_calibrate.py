@@ -57,6 +57,20 @@ def test_returns_valid_per_layer_values() -> None:
     assert cal.loss == pytest.approx(min(last))
 
 
+def test_search_never_ends_above_its_start() -> None:
+    """It starts from IF with v0 = 0.5 everywhere, a grid point, so it can only improve on it."""
+    cal = _calibrate()
+    first = cal.history[0]["layer"]
+    start = [
+        h["loss"]
+        for h in cal.history
+        if h["layer"] == first and (h["alpha"], h["v0"]) == (0.0, 0.5)
+    ]
+    assert len(start) == 1 and cal.loss <= start[0] + 1e-9
+    own = _calibrate(start=None)  # from the base's values: a different path, same grid
+    assert all(a in ALPHA_GRID for a in own.alpha)
+
+
 def test_deterministic_with_a_seed() -> None:
     a, b = _calibrate(seed=3), _calibrate(seed=3)
     assert (a.alpha, a.v0, a.loss) == (b.alpha, b.v0, b.loss)

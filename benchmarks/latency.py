@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import shutil
 import sys
@@ -29,7 +28,7 @@ from dtif.checkpoint import load_checkpoint
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.methods import METHODS, parse_methods
 from dtif.report.compare import compare_methods
-from dtif.report.markdown import replace_section
+from dtif.report.markdown import cpu_name, replace_section
 from dtif.report.table import format_table, markdown_table
 from dtif.train import TrainConfig, train
 
@@ -48,14 +47,7 @@ RECIPES: dict[str, tuple[float, int, str, float | None]] = {
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{torch.get_num_threads()} threads, {cpu}{gpu}, torch {torch.__version__}"
 

@@ -53,7 +53,7 @@ from torch import nn
 
 import dtif
 from dtif.models import create_model
-from dtif.report.markdown import replace_section
+from dtif.report.markdown import cpu_name, replace_section
 
 MODELS = ("cnn", "vgg16", "resnet20")
 MEMORY_METHODS = ("dtif", "dense_loop", "sj", "sj_m")
@@ -427,14 +427,7 @@ def measure_memory(
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     info: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),

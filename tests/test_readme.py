@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -22,11 +21,6 @@ def python_api_example() -> str:
 
 def test_python_api_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     code = python_api_example()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is fastest on a busy machine
-    try:
-        exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
-    finally:
-        torch.set_num_threads(threads)
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2  # the two print() calls of the example

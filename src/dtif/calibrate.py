@@ -144,7 +144,6 @@ def calibrate_dtif(
     else:
         alphas, v0s = [float(start[0])] * len(neurons), [float(start[1])] * len(neurons)
     _set(neurons, alphas, v0s)
-    best = float("inf")
     history: list[dict[str, Any]] = []
     bar = tqdm(
         total=len(neurons) * len(alpha_grid) * len(v0_grid),

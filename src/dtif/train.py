@@ -48,8 +48,8 @@ from dtif.data import (
     make_loader,
     test_subset,
 )
-from dtif.errors import CheckpointError, InputError, OutputError
-from dtif.io import atomic_write_text
+from dtif.errors import CheckpointError, InputError
+from dtif.io import atomic_write_text, ensure_writable_dir
 from dtif.models import ModelSpec, model_names
 
 __all__ = ["CHECKPOINT_NAME", "SUMMARY_NAME", "TrainConfig", "train"]
@@ -443,13 +443,7 @@ def train(
         OutputError: ``out_dir`` cannot be created or written.
         KeyboardInterrupt: passed on after logging how to resume.
     """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(
-            f"cannot create output directory {out} ({err.strerror or err}); choose another one"
-        ) from err
+    out = ensure_writable_dir(out_dir)
     ckpt_path, summary_path = out / CHECKPOINT_NAME, out / SUMMARY_NAME
     if ckpt_path.exists() and not resume and not overwrite:
         raise InputError(

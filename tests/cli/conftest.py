@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,6 @@ from cli_helpers import NUM_TEST, NUM_TRAIN, one_thread, run_dtif
 # The learnable IDX writer of the training tests, a plain module in tests/train.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from train_fakes import write_fake_fashion  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with one_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests name their data folder; the caller's DTIF_DATA must not leak in."""
-    monkeypatch.delenv("DTIF_DATA", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
-# The fake-data writers of the data and training tests, plain modules in tests/data, tests/train.
+# Plain helper modules of other test folders: the fake-data writers (tests/data, tests/train)
+# and the in-process CLI runner (tests/cli).
 _TESTS = Path(__file__).resolve().parents[1]
-for _folder in ("train", "data"):
+for _folder in ("train", "data", "cli"):
     if str(_TESTS / _folder) not in sys.path:
         sys.path.insert(0, str(_TESTS / _folder))
 from train_fakes import write_fake_fashion  # noqa: E402
 
 from dtif.train import TrainConfig, train  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is several times faster on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests name their data folder; the caller's DTIF_DATA must not leak in."""
-    monkeypatch.delenv("DTIF_DATA", raising=False)
 
 
 @pytest.fixture(scope="session")

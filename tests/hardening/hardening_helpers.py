@@ -1,36 +1,16 @@
 """Helpers of the hardening tests: run `dtif` in-process and check its error messages.
 
-A plain module, not ``conftest.py``, so that tests import it under a unique name.
+A plain module, not ``conftest.py``, so that tests import it under a unique name. The
+in-process runner is the CLI tests' `run_dtif` (tests/cli is on sys.path, see conftest.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-from dataclasses import dataclass
 from pathlib import Path
 
-from dtif.cli import main
+from cli_helpers import CliResult, run_dtif
 
-
-@dataclass
-class Run:
-    """Exit code and captured output of one in-process `dtif` run."""
-
-    code: int
-    out: str
-    err: str
-
-
-def run_cli(*args: str | Path | int) -> Run:
-    """`dtif --no-progress *args` in-process; SystemExit becomes the exit code."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(["--no-progress", *map(str, args)])
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return Run(code, out.getvalue(), err.getvalue())
+__all__ = ["CliResult", "assert_clean_error", "compare_args", "run_dtif"]
 
 
 def compare_args(checkpoint: Path, data_dir: Path, out: Path, *extra: str) -> list[str]:
@@ -42,7 +22,7 @@ def compare_args(checkpoint: Path, data_dir: Path, out: Path, *extra: str) -> li
     ]  # fmt: skip
 
 
-def assert_clean_error(res: Run, command: str, *needles: str) -> None:
+def assert_clean_error(res: CliResult, command: str, *needles: str) -> None:
     """Exit 2, one `dtif <command>: error:` message naming each needle, no traceback."""
     assert res.code == 2, (res.code, res.out, res.err)
     assert res.err.startswith(f"dtif {command}: error: "), res.err

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hardening_helpers import assert_clean_error, compare_args, run_cli
+from hardening_helpers import assert_clean_error, compare_args, run_dtif
 
 import dtif.report.compare as compare_module
 
@@ -47,7 +47,7 @@ def test_ctrl_c_keeps_finished_methods_and_resume_finishes(
     out = tmp_path / "cmp"
     args = compare_args(tiny_checkpoint, fashion_dir, out)
     _count_evaluate(monkeypatch, interrupt_at=2)
-    res = run_cli(*args)
+    res = run_dtif(*args)
     assert res.code == 130, (res.out, res.err)
     assert "Traceback" not in res.err
     assert "interrupted" in res.err and "--resume" in res.err
@@ -58,7 +58,7 @@ def test_ctrl_c_keeps_finished_methods_and_resume_finishes(
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
     calls = _count_evaluate(monkeypatch, interrupt_at=None)
-    resumed = run_cli(*args, "--resume")
+    resumed = run_dtif(*args, "--resume")
     assert resumed.code == 0, resumed.err
     assert "if-max: reused from" in resumed.out
     assert calls == ["PercentileNorm"]  # only if-p99.9 was evaluated again
@@ -75,7 +75,7 @@ def test_same_seed_gives_bit_identical_results(
     # in both runs. The output folder is not recorded.
     files = []
     for name in ("a", "b"):
-        res = run_cli(*compare_args(tiny_checkpoint, fashion_dir, tmp_path / name))
+        res = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, tmp_path / name))
         assert res.code == 0, res.err
         files.append((tmp_path / name / "results.json").read_bytes())
     assert files[0] == files[1]
@@ -97,7 +97,7 @@ def test_unwritable_results_dir_fails_before_any_method(
     # a read-only folder (as root, chmod does not stop writes: refuse them here instead)
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     out = tmp_path / "locked"
-    res = run_cli(*compare_args(tiny_checkpoint, fashion_dir, out))
+    res = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, out))
     assert_clean_error(res, "compare", str(out), "not writable")
     assert calls == []  # no method ran: the check comes first
     assert not (out / "results.json").exists()
@@ -108,7 +108,7 @@ def test_results_dir_that_cannot_be_made(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should go")
-    res = run_cli(*compare_args(tiny_checkpoint, fashion_dir, blocker / "cmp"))
+    res = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, blocker / "cmp"))
     assert_clean_error(res, "compare", str(blocker / "cmp"))
 
 
@@ -116,7 +116,7 @@ def test_disk_full_keeps_the_previous_results(
     tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "cmp"
-    first = run_cli(*compare_args(tiny_checkpoint, fashion_dir, out))
+    first = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, out))
     assert first.code == 0, first.err
     before = (out / "results.json").read_bytes()
 
@@ -124,7 +124,7 @@ def test_disk_full_keeps_the_previous_results(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)  # every write fails once its data is written
-    res = run_cli(*compare_args(tiny_checkpoint, fashion_dir, out, "--num-steps", "6"))
+    res = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, out, "--num-steps", "6"))
     assert_clean_error(res, "compare", "No space left on device", "unchanged")
     assert (out / "results.json").read_bytes() == before
     assert json.loads(before)["meta"]["complete"] is True

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from data_fakes import idx_bytes
-from hardening_helpers import assert_clean_error, compare_args, run_cli
+from hardening_helpers import assert_clean_error, compare_args, run_dtif
 
 from dtif.data.idx import IMAGES_MAGIC, LABELS_MAGIC, idx_file_names
 
@@ -48,7 +48,7 @@ def test_damaged_dataset_file(
     data = Path(shutil.copytree(fashion_dir, tmp_path / "data"))
     bad = _damage(data, kind)
     out = tmp_path / "cmp"
-    res = run_cli(*compare_args(tiny_checkpoint, data, out))
+    res = run_dtif(*compare_args(tiny_checkpoint, data, out))
     needle = {
         "wrong magic": f"magic number {LABELS_MAGIC}, expected {IMAGES_MAGIC}",
         "truncated": "is truncated",
@@ -74,7 +74,7 @@ def test_checkpoint_from_a_newer_dtif(
 ) -> None:
     path = _rewrite(tiny_checkpoint, tmp_path, **changes)
     out = tmp_path / "cmp"
-    res = run_cli(*compare_args(path, fashion_dir, out))
+    res = run_dtif(*compare_args(path, fashion_dir, out))
     assert_clean_error(res, "compare", str(path), "newer than this dtif", "Upgrade dtif")
     assert not out.exists()
 
@@ -94,7 +94,7 @@ def test_checkpoint_with_a_pickle_payload(
 ) -> None:
     marker = tmp_path / "pwned"
     path = _rewrite(tiny_checkpoint, tmp_path, train_state={"x": Payload(marker)})
-    res = run_cli(*compare_args(path, fashion_dir, tmp_path / "cmp"))
+    res = run_dtif(*compare_args(path, fashion_dir, tmp_path / "cmp"))
     assert_clean_error(res, "compare", str(path), "refused", "pickle payload")
     assert not marker.exists()  # the payload never ran
 
@@ -108,6 +108,6 @@ def test_checkpoint_with_nan_weights(
     state[name].view(-1)[0] = float("nan")
     path = _rewrite(tiny_checkpoint, tmp_path, state_dict=state)
     out = tmp_path / "cmp"
-    res = run_cli(*compare_args(path, fashion_dir, out))
+    res = run_dtif(*compare_args(path, fashion_dir, out))
     assert_clean_error(res, "compare", "NaN or Inf values in", name)
     assert not (out / "results.json").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,6 @@ from dtif.neurons.module import SpikingNeuron
 
 SPEC = ModelSpec("cnn", width=0.125)
 MEAN, STD = (0.2860,), (0.3530,)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and a busy CI machine makes OpenMP spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(spec: ModelSpec = SPEC, seed: int = 0) -> nn.Module:

@@ -1,7 +1,8 @@
-"""Write a benchmark's section into a Markdown results page."""
+"""Write a benchmark's section into a Markdown results page, and name the machine it ran on."""
 
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
 
@@ -22,3 +23,14 @@ def replace_section(path: Path, heading: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     atomic_write_text(path, text)
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -151,7 +151,8 @@ def calibrate_dtif(
         disable=not progress,
     )
     for i in range(len(neurons)):
-        # Every layer ends on a grid point, even where the base's value scored as well.
+        # best starts at infinity, so the first candidate replaces `choice`: every layer ends
+        # on a grid point.
         choice, best, best_sop = (alphas[i], v0s[i]), float("inf"), float("inf")
         for a in alpha_grid:
             for v in v0_grid:

@@ -10,11 +10,16 @@ docs/results.md.
     python benchmarks/latency.py --model resnet20
     python benchmarks/latency.py --model vgg16 --width 0.25
     python benchmarks/latency.py --model cnn --full           # 10k test images, T_max = 256
+
+Trained weights. When benchmarks/checkpoints/<dataset>-<model>-w<width>.pt exists (committed:
+weights only, a few MB, with its training summary beside it), the script uses it and does not
+train; `--retrain` trains in --runs instead, and `--publish` writes such a file from that run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import shutil
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from dtif.checkpoint import load_checkpoint
+from dtif.checkpoint import load_checkpoint, save_checkpoint
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.methods import METHODS, parse_methods
 from dtif.report.compare import compare_methods
@@ -33,6 +38,7 @@ from dtif.report.table import format_table, markdown_table
 from dtif.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE)])
@@ -50,6 +56,33 @@ def machine() -> str:
     cpu = cpu_name()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{torch.get_num_threads()} threads, {cpu}{gpu}, torch {torch.__version__}"
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the weights, so that --resume never mixes results of two models."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def publish(run_dir: Path, dest: Path) -> None:
+    """Write the run's weights without optimizer state to `dest`, its summary beside it."""
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        dest,
+        ckpt.model,
+        ckpt.spec,
+        dataset=ckpt.dataset,
+        mean=ckpt.mean,
+        std=ckpt.std,
+        test_accuracy=ckpt.test_accuracy,
+        epoch=ckpt.epoch,
+    )
+    shutil.copyfile(run_dir / "train.json", dest.with_suffix(".json"))
+    print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
 
 
 def main() -> None:
@@ -75,6 +108,16 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
     p.add_argument("--no-docs", action="store_true", help="do not touch docs/results.md")
     p.add_argument("--resume", action="store_true", help="reuse methods already measured")
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train in --runs even when benchmarks/checkpoints holds this model",
+    )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write the trained weights (no optimizer state) to benchmarks/checkpoints",
+    )
     args = p.parse_args()
 
     device = torch.device(
@@ -102,13 +145,22 @@ def main() -> None:
         data_dir=args.data_dir,
         device=str(device),
     )
-    print(f"== train (or reuse) {tag} in {run_dir}")
+    shipped = CHECKPOINTS / f"{tag}.pt"
     t0 = time.monotonic()
-    summary = train(cfg, run_dir, resume=True)
+    if shipped.exists() and not args.retrain:
+        print(f"== reuse {shipped.relative_to(ROOT)} (--retrain trains it again)")
+        ckpt_path = shipped
+        summary = json.loads(shipped.with_suffix(".json").read_text())
+    else:
+        print(f"== train (or reuse) {tag} in {run_dir}")
+        summary = train(cfg, run_dir, resume=True)
+        ckpt_path = run_dir / "checkpoint.pt"
+        if args.publish:
+            publish(run_dir, shipped)
     train_here = time.monotonic() - t0
     train_s = summary.get("time_s", 0.0)
 
-    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    ckpt = load_checkpoint(ckpt_path)
     model = ckpt.model.to(device)
     train_set = load_dataset(args.dataset, "train", args.data_dir)
     test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=0)
@@ -117,8 +169,15 @@ def main() -> None:
     n = len(test)  # type: ignore[arg-type]  # Subset has __len__
     out_dir = run_dir / f"latency-T{steps}-n{n}"
     meta = {
-        "run": {"num_steps": steps, "num_test": n, "calib_size": args.calib_size, "tag": tag},
+        "run": {
+            "num_steps": steps,
+            "num_test": n,
+            "calib_size": args.calib_size,
+            "tag": tag,
+            "weights": fingerprint(ckpt.model),
+        },
         "machine": machine(),
+        "checkpoint": str(ckpt_path),
         "dataset": args.dataset,
         "model": ckpt.spec.to_dict(),
     }

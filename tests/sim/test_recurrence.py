@@ -83,3 +83,23 @@ def test_input_constant_in_time(name: str) -> None:
             ctx.num_steps = steps
             outs.append(neuron(x).view(steps, 2, 6).clone())
     assert torch.equal(torch.cat(outs), out_ref)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 7.3, 64.0])
+@pytest.mark.parametrize("payload", ["binary", "graded"])
+def test_dtif_chunk_thresholds_match_step_by_step(alpha: float, payload: str) -> None:
+    # theta(t) for a whole chunk at once (vectorized over an odd-sized tensor, so that both
+    # the vector and the scalar tail code run) equals `dtif_threshold` step by step.
+    params = dtif.DTIF(alpha=alpha, payload=payload, theta_min=0.03)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(2)
+    steps, batch, size = 5, 3, 1037
+    x = torch.randn(steps, batch, size, generator=gen) * 2.0
+    scale = torch.tensor(0.9)
+    counts_ref, out_ref = reference(params, x / scale, scale)
+    neuron = SpikingNeuron(params, scale, "layer")
+    ctx = RunContext(batch_size=batch)
+    with torch.inference_mode(), bind([neuron], ctx):
+        ctx.num_steps = steps
+        out = neuron(x.reshape(-1, size)).view(steps, batch, size).clone()
+    assert torch.equal(out, out_ref)
+    assert counts_ref.sum() > 0

@@ -4,7 +4,8 @@ The time loop is the hot path of a simulation. For IF and DTIF neurons it runs i
 of `if_step` and `dtif_step` (`_run_if`, `_run_dtif`): the same floating-point operations in
 the same order, so the results are bit-identical to the step functions, but every step writes
 into tensors that the layer owns for the run (the potential, and one chunk-sized spike buffer,
-which for DTIF first holds the input current) instead of allocating four or five new ones.
+which for DTIF first holds the input current, and for DTIF one for theta(t), computed for
+the whole chunk before the loop) instead of allocating four or five new ones per step.
 An IF step is three passes: V += x / lambda (`addcdiv_`, rounded as z = x / lambda; V + z),
 n = [V >= 1] (clamp(floor(V), 0, 1) with one spike per step), V -= n. Spike counts and SOPs
 are recorded once per chunk. A neuron type added to `_DYNAMICS` without a twin runs its pure
@@ -117,12 +118,17 @@ def _run_if(
 
 
 def _run_dtif(
-    z: torch.Tensor, static: bool, state: DTIFState, spikes: torch.Tensor, params: DTIFParams
+    z: torch.Tensor,
+    static: bool,
+    state: DTIFState,
+    spikes: torch.Tensor,
+    params: DTIFParams,
+    run: _LayerRun,
 ) -> tuple[DTIFState, torch.Tensor | None]:
     """`dtif_step` for every step of one chunk, in place (arguments as `_run_if`).
 
-    theta(t) comes from `dtif_threshold` on the same per-step slices as in `dtif_step` (once
-    when z is constant in time), so that even exp and log2 round alike.
+    theta(t) is computed before the loop, for the whole chunk, into a buffer the layer keeps
+    for the run (`_LayerRun.thresholds`): once per run when z is constant in time.
 
     Returns:
         (the state after the last step, the payload per spike theta(t) when graded, [steps,
@@ -131,31 +137,29 @@ def _run_dtif(
     v = state.v
     binary = params.payload == "binary"
     graded = params.payload == "graded"
-    theta = dtif_threshold(z, params) if static else state.theta
-    history = torch.empty_like(spikes) if graded and not static else None
+    theta = run.thresholds(z, static, params)  # None: alpha = 0, theta(t) = 1 exactly
     product = None if binary else torch.empty_like(v)
     for t in range(spikes.shape[0]):
         n = spikes[t]
-        if not static:
-            theta = dtif_threshold(z[t], params)  # before n(t) overwrites z(t)
-            if history is not None:
-                history[t] = theta
+        th = 1.0 if theta is None else (theta if static else theta[t])
         v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
         if binary:
             if params.burst == 1:
-                torch.ge(v, theta, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
+                torch.ge(v, th, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
             else:
-                torch.sub(v, theta, out=n).floor_().add_(1.0).clamp_(0, params.burst)
+                torch.sub(v, th, out=n).floor_().add_(1.0).clamp_(0, params.burst)
             v.sub_(n)
             continue
-        torch.div(v, theta, out=n)
+        torch.div(v, th, out=n)
         if params.burst == 1:
             n.ge_(1.0)  # clamp(floor(V / theta), 0, 1) == [V / theta >= 1]
         else:
             n.floor_().clamp_(0, params.burst)
-        v.sub_(torch.mul(n, theta, out=product))
-    payload = (theta if static else history) if graded else None
-    return DTIFState(v=v, theta=theta), payload
+        v.sub_(torch.mul(n, th, out=product))
+    if theta is None:
+        return state, None
+    last = theta if static else theta[-1]
+    return DTIFState(v=v, theta=last), theta if graded else None
 
 
 class SpikingNeuron(TimeAware):
@@ -219,7 +223,7 @@ class SpikingNeuron(TimeAware):
         if type(params) is IFParams:
             state, theta = _run_if(z, divisor, static, state, spikes, params)
         elif type(params) is DTIFParams:
-            state, theta = _run_dtif(z, static, state, spikes, params)
+            state, theta = _run_dtif(z, static, state, spikes, params, run)
         else:
             state, theta = _run_steps(step, z, static, state, spikes, params)
         ctx.states[self.layer_name] = state
@@ -249,12 +253,14 @@ class _LayerRun:
         fanout: the flattened fan-out [N], float64.
     """
 
-    __slots__ = ("current", "fanout", "spikes")
+    __slots__ = ("current", "fanout", "spikes", "theta", "theta_of")
 
     def __init__(self) -> None:
         self.spikes: torch.Tensor | None = None
         self.current: tuple[torch.Tensor, torch.Tensor] | None = None
         self.fanout: torch.Tensor | None = None
+        self.theta: torch.Tensor | None = None
+        self.theta_of: torch.Tensor | None = None
 
     def spike_buffer(self, xt: torch.Tensor, static_steps: int) -> torch.Tensor:
         """[steps, B, ...] laid out like `xt` (static_steps > 0: xt is [B, ...])."""
@@ -275,6 +281,36 @@ class _LayerRun:
         if self.current is None or self.current[0] is not xt:
             self.current = (xt, xt / scale)
         return self.current[1]
+
+    def thresholds(self, z: torch.Tensor, static: bool, params: DTIFParams) -> torch.Tensor | None:
+        """theta(t) = `dtif_threshold`(z(t)) for every step of the chunk, into a kept buffer.
+
+        None when alpha = 0: then theta(t) = 1 exactly for every g and level rule (1 / 1,
+        exp(-0), 2^0), and the loop compares with the number 1, as IF does.
+
+        For a constant z ([B, ...]) it is computed once per run. The rational g without
+        levels runs in place over the whole chunk: clamp, multiply, add, reciprocal and clamp
+        are exactly rounded, so the result is bit-identical to `dtif_threshold` step by step
+        (which computes 1 / x as a reciprocal too). exp and log2 are computed step by step,
+        on the same slices as `dtif_step`, since their vectorized and scalar code may round
+        differently.
+        """
+        if float(params.alpha) == 0.0:  # type: ignore[arg-type]  # resolved per layer
+            return None
+        if static:
+            if self.theta_of is not z or self.theta is None:
+                self.theta, self.theta_of = dtif_threshold(z, params), z
+            return self.theta
+        buf = self.theta
+        if buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
+            buf = self.theta = torch.empty_like(z)
+        if params.g == "rational" and params.theta_levels is None:
+            alpha = float(params.alpha)  # type: ignore[arg-type]  # resolved per layer
+            torch.clamp(z, min=0.0, out=buf)
+            return buf.mul_(alpha).add_(1.0).reciprocal_().clamp_(params.theta_min, 1.0)
+        for t in range(z.shape[0]):
+            buf[t] = dtif_threshold(z[t], params)
+        return buf
 
     def record(self, spikes: torch.Tensor, fanout: torch.Tensor, rec: LayerRecord) -> None:
         """Append this chunk's spike counts and synaptic events per step to `rec`."""

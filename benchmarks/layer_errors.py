@@ -1,0 +1,77 @@
+"""Where the conversion error builds up, layer by layer, for the methods of a latency run.
+
+Reads the JSON that `latency.py` wrote for a model, rebuilds each method's network from the
+shipped weights and the neuron parameters that run used (for `dtif-auto` and `if-auto`, the
+calibrated per-layer values: no search is repeated), and prints for every spiking layer the
+relative error of its rate against the ANN's activation, e_l(T) = ||r_l(T) - a_l|| / ||a_l||
+(`dtif.metrics.layer_error`), on training images. Writes JSON.
+
+    python benchmarks/layer_errors.py --model resnet20
+    python benchmarks/layer_errors.py --model vgg16 --width 0.25 --methods if-p99.9-v0.5,dtif-auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dtif.checkpoint import load_checkpoint
+from dtif.convert.pipeline import convert
+from dtif.data import calibration_subset, load_dataset
+from dtif.methods import METHODS
+from dtif.metrics.layer_error import layer_errors
+from dtif.neurons import DTIFParams, IFParams
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTHS = {"cnn": 1.0, "resnet20": 1.0, "vgg16": 0.25}
+
+
+def neuron_from(used: dict[str, Any]) -> IFParams | DTIFParams:
+    fields = {k: v for k, v in used.items() if k != "type"}
+    return IFParams(**fields) if used["type"] == "IFParams" else DTIFParams(**fields)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="cnn", choices=sorted(WIDTHS))
+    p.add_argument("--width", type=float, default=None)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--num-steps", type=int, default=128, help="T_max of the latency run")
+    p.add_argument("--num-test", type=int, default=2000, help="test images of the latency run")
+    p.add_argument("--methods", default="if-max,if-p99.9-v0.5,dtif-auto,if-auto")
+    p.add_argument("--images", type=int, default=256, help="training images to measure on")
+    args = p.parse_args()
+
+    tag = f"{args.dataset}-{args.model}-w{args.width or WIDTHS[args.model]:g}"
+    run = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{args.num_steps}_n{args.num_test}.json"
+    results = json.loads(run.read_text())["methods"]
+    ckpt = load_checkpoint(ROOT / "benchmarks" / "checkpoints" / f"{tag}.pt")
+    train = load_dataset(args.dataset, "train")
+    calib = calibration_subset(train, 1000, seed=0)  # the latency run's calibration images
+    x = calibration_subset(train, args.images, seed=1)
+    at = [2**k for k in range(args.num_steps.bit_length()) if 2**k <= args.num_steps]
+    table: dict[str, dict[str, dict[int, float]]] = {}
+    for name in args.methods.split(","):
+        used = results[name].get("neuron_used")
+        if used is None and METHODS[name].auto:
+            raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
+        neuron = neuron_from(used) if used else METHODS[name].neuron
+        snn = convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
+        with torch.inference_mode():
+            table[name] = layer_errors(snn, x, at)
+        print(f"\n{name}: relative error of each layer's rate, ||r(T) - a|| / ||a||")
+        print(f"{'layer':22}" + "".join(f"{'T=' + str(t):>8}" for t in at))
+        for layer, per_t in table[name].items():
+            print(f"{layer:22}" + "".join(f"{per_t[t]:8.3f}" for t in at))
+    out = ROOT / "benchmarks" / "results" / f"layer_errors_{tag}_T{args.num_steps}.json"
+    meta = {"run": str(run.relative_to(ROOT)), "images": args.images, "split": "train"}
+    out.write_text(json.dumps({"meta": meta, "methods": table}, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Where the conversion error builds up: each spiking layer's rate against the ANN's activation.
+
+For an input x, layer l of the ANN gives the activation a_l (after its ReLU); the SNN's layer
+l gives, after T steps, the rate r_l(T) = (sum of its outputs over t <= T) / T, in the same
+units (spike payload x lambda). The relative error of the layer at T is
+
+    e_l(T) = ||r_l(T) - a_l|| / ||a_l||       (2-norm over the batch and the layer's neurons).
+
+A layer whose error falls slowly with T is where latency builds up; a jump from one layer to
+the next is where a layer loses accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from dtif.convert.replace_relu import relu_sites
+from dtif.errors import InputError
+from dtif.neurons.module import SpikingNeuron
+from dtif.sim.engine import simulate
+from dtif.sim.network import SpikingNetwork
+
+
+class _Keep(nn.Module):
+    """Keeps the last tensor that passes through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.value = x.detach().clone()
+        return x
+
+
+def ann_activations(ann: fx.GraphModule, x: torch.Tensor) -> list[torch.Tensor]:
+    """The activation after every ReLU site of the folded ANN, in graph order."""
+    gm = copy.deepcopy(ann)
+    keeps = []
+    for node in relu_sites(gm):
+        keep = _Keep()
+        gm.add_submodule(f"keep_{node.name}", keep)
+        with gm.graph.inserting_after(node):
+            new = gm.graph.call_module(f"keep_{node.name}", (node,))
+        node.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
+        keeps.append(keep)
+    gm.recompile()
+    with torch.inference_mode():
+        gm(x)
+    return [k.value for k in keeps if k.value is not None]
+
+
+def layer_errors(
+    snn: SpikingNetwork, x: torch.Tensor, at: Sequence[int]
+) -> dict[str, dict[int, float]]:
+    """Relative error e_l(T) of every spiking layer's rate, at each T in `at`.
+
+    Args:
+        snn: the converted network.
+        x: [B, ...] inputs (use calibration or training images).
+        at: the T values, each >= 1.
+
+    Returns:
+        {layer name: {T: e_l(T)}}, layers in graph order.
+
+    Raises:
+        InputError: an empty or non-positive `at`, or a network whose spiking layers do not
+            match the ANN's ReLU sites one to one.
+    """
+    steps = sorted({int(t) for t in at})
+    if not steps or steps[0] < 1:
+        raise InputError(f"`at` must hold T values >= 1, got {list(at)!r}")
+    x = x.to(snn.device)
+    acts = ann_activations(snn.ann, x)
+    neurons = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
+    if len(neurons) != len(acts):
+        raise InputError(
+            f"{len(neurons)} spiking layers but {len(acts)} ReLU sites in the ANN: "
+            "layer_errors needs a network made by dtif.convert"
+        )
+    snn.profile(tuple(x.shape[1:]))  # the fan-out pass runs the layers too: do it first
+    batch = x.shape[0]
+    sums: dict[str, Any] = {}
+    out: dict[str, dict[int, float]] = {m.layer_name: {} for m in neurons}
+
+    def hook(mod: nn.Module, _args: object, y: torch.Tensor) -> None:
+        name = mod.layer_name  # type: ignore[union-attr]  # SpikingNeuron
+        a = acts[index[name]]
+        done, acc = sums.get(name, (0, torch.zeros_like(a, dtype=torch.float64)))
+        for chunk_t in y.view(-1, batch, *y.shape[1:]):
+            acc += chunk_t
+            done += 1
+            if done in targets:
+                err = torch.linalg.vector_norm(acc / done - a)
+                out[name][done] = float(err / torch.linalg.vector_norm(a).clamp(min=1e-12))
+        sums[name] = (done, acc)
+
+    index = {m.layer_name: i for i, m in enumerate(neurons)}
+    targets = set(steps)
+    handles = [m.register_forward_hook(hook) for m in neurons]
+    try:
+        simulate(snn, x, steps[-1], batch_chunk=batch, record=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return out

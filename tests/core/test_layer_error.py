@@ -53,3 +53,10 @@ def test_bad_steps_are_refused() -> None:
     snn = dtif.convert(model, x)
     with pytest.raises(InputError, match="T values >= 1"):
         layer_errors(snn, x, at=[0, 4])
+
+
+def test_wrong_input_shape_is_refused() -> None:
+    model = _mlp().eval()
+    snn = dtif.convert(model, torch.rand(4, 6))
+    with pytest.raises(InputError, match="shape"):
+        layer_errors(snn, torch.rand(4, 7), at=[2])

@@ -22,7 +22,7 @@ from torch import fx, nn
 from dtif.convert.replace_relu import relu_sites
 from dtif.errors import InputError
 from dtif.neurons.module import SpikingNeuron
-from dtif.sim.engine import simulate
+from dtif.sim.engine import check_input, simulate
 from dtif.sim.network import SpikingNetwork
 
 
@@ -69,13 +69,13 @@ def layer_errors(
         {layer name: {T: e_l(T)}}, layers in graph order.
 
     Raises:
-        InputError: an empty or non-positive `at`, or a network whose spiking layers do not
-            match the ANN's ReLU sites one to one.
+        InputError: a bad input (as `simulate`), an empty or non-positive `at`, or a network
+            whose spiking layers do not match the ANN's ReLU sites one to one.
     """
     steps = sorted({int(t) for t in at})
     if not steps or steps[0] < 1:
         raise InputError(f"`at` must hold T values >= 1, got {list(at)!r}")
-    x = x.to(snn.device)
+    x = check_input(x, snn.input_shape).to(snn.device)
     acts = ann_activations(snn.ann, x)
     neurons = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
     if len(neurons) != len(acts):

@@ -5,8 +5,8 @@ times, interleaved and repeated (medians):
 
   dense   one forward pass of the folded ANN on [B*T] images, NCHW against channels-last;
   dtif    `simulate(snn, x, T)` with IF neurons (max norm), NCHW against the same network
-          and input moved to channels-last (`snn.to(memory_format=...)`, the engine
-          unchanged).
+          and input moved to channels-last (`snn.to(memory_format=...)`; the engine keeps
+          every chunk buffer in its input's layout).
 
 It also reports how often the two layouts' predictions agree at every T (the kernels round
 differently). Prints a table and writes JSON.

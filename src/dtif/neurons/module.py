@@ -241,6 +241,36 @@ class SpikingNeuron(TimeAware):
         return f"{self.layer_name}.run"
 
 
+def _like_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """An empty [steps, B, ...] tensor whose every step is laid out like x (channels-last too)."""
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        flat = torch.empty(
+            (steps * x.shape[0], *x.shape[1:]),
+            dtype=x.dtype,
+            device=x.device,
+            memory_format=torch.channels_last,
+        )
+        return flat.view(steps, *x.shape)
+    return x.new_empty((steps, *x.shape))
+
+
+def _neuron_major(t: torch.Tensor, lead: int) -> tuple[torch.Tensor, bool]:
+    """`t` with its channel dim (at `lead`) moved last when that makes it contiguous.
+
+    Returns (the tensor to flatten, whether it was permuted): channels-last chunks flatten
+    without a copy in (H, W, C) order, and their fan-out must be flattened the same way.
+    """
+    if t.dim() == lead + 3 and not t.is_contiguous():
+        moved = t.movedim(lead, -1)
+        if moved.is_contiguous():
+            return moved, True
+    return t, False
+
+
 class _LayerRun:
     """What one spiking layer keeps for the length of a run, besides its neuron state.
 
@@ -272,7 +302,7 @@ class _LayerRun:
             or spikes.dtype != xt.dtype
             or (not static_steps and spikes.stride() != xt.stride())
         ):
-            spikes = xt.new_empty(shape) if static_steps else torch.empty_like(xt)
+            spikes = _like_steps(xt, static_steps) if static_steps else torch.empty_like(xt)
             self.spikes = spikes
         return spikes
 
@@ -317,9 +347,10 @@ class _LayerRun:
         steps, batch = spikes.shape[0], spikes.shape[1]
         # One pass over the chunk: spikes per neuron and step, summed over the batch (whole
         # numbers, exact). The SOPs are then a small [steps, N] x [N] product, in float64.
-        per_neuron = spikes.reshape(steps, batch, -1).sum(dim=1)
+        flat, moved = _neuron_major(spikes, 2)
+        per_neuron = flat.reshape(steps, batch, -1).sum(dim=1)
         if self.fanout is None:
-            self.fanout = fanout.reshape(-1).double()
+            self.fanout = (fanout.movedim(1, -1) if moved else fanout).reshape(-1).double()
         counts = per_neuron.sum(dim=1)
         synops = torch.mv(per_neuron.double(), self.fanout)
         if not rec.spikes:

@@ -23,6 +23,13 @@ So the working memory is bounded by the chunk, never by T: what grows with T is 
 output [T, B, ...] and a few counters per step. The spiking layers keep one chunk-sized
 buffer each for the run (see `SpikingNeuron`).
 
+Channels-last (opt-in). After `snn.to(memory_format=torch.channels_last)`, images are laid
+out the same way and every chunk buffer follows its input's layout, so the convolutions run
+in channels-last without conversions. Measured on this project's 2-core CPU
+(`benchmarks/channels_last.py`): up to 1.2x faster (resnet20 at batch 32: no gain); the
+results equal the default layout's up to the convolutions' float rounding (a prediction at
+some T may change), so it is not the default.
+
 Event-driven Linear layers. On CPU, every Linear layer of the dynamic part with at least
 `SPARSE_MIN_WEIGHTS` weights runs as an `EventLinear`: when at most `SPARSE_MAX_DENSITY` of
 its inputs in a chunk are nonzero (spikes are mostly zero), it multiplies only those (a CSR
@@ -235,6 +242,16 @@ def _stack(chunks: list[list[torch.Tensor]]) -> torch.Tensor:
     return torch.stack([torch.cat(c) for c in chunks]).sum(dim=0)
 
 
+def _channels_last(snn: SpikingNetwork) -> bool:
+    """True when the network's convolutions were moved to channels-last by the user."""
+    return any(
+        p.dim() == 4
+        and not p.is_contiguous()
+        and p.is_contiguous(memory_format=torch.channels_last)
+        for p in snn.parameters()
+    )
+
+
 def simulate(
     snn: SpikingNetwork,
     x: torch.Tensor,
@@ -272,6 +289,8 @@ def simulate(
     energy = energy or EnergyModel()
     device = snn.device
     x = x.to(device)
+    if x.dim() == 4 and _channels_last(snn):
+        x = x.contiguous(memory_format=torch.channels_last)
     batch = x.shape[0]
     profile = snn.profile(tuple(x.shape[1:]))
     auto_t, auto_b = choose_chunks(

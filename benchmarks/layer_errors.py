@@ -15,29 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
+from latency import RECIPES
 
 from dtif.checkpoint import load_checkpoint
 from dtif.convert.pipeline import convert
 from dtif.data import calibration_subset, load_dataset
-from dtif.methods import METHODS
+from dtif.methods import METHODS, neuron_from_dict
 from dtif.metrics.layer_error import layer_errors
-from dtif.neurons import DTIFParams, IFParams
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTHS = {"cnn": 1.0, "resnet20": 1.0, "vgg16": 0.25}
-
-
-def neuron_from(used: dict[str, Any]) -> IFParams | DTIFParams:
-    fields = {k: v for k, v in used.items() if k != "type"}
-    return IFParams(**fields) if used["type"] == "IFParams" else DTIFParams(**fields)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="cnn", choices=sorted(WIDTHS))
+    p.add_argument("--model", default="cnn", choices=sorted(RECIPES))
     p.add_argument("--width", type=float, default=None)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--num-steps", type=int, default=128, help="T_max of the latency run")
@@ -46,7 +39,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=256, help="training images to measure on")
     args = p.parse_args()
 
-    tag = f"{args.dataset}-{args.model}-w{args.width or WIDTHS[args.model]:g}"
+    tag = f"{args.dataset}-{args.model}-w{args.width or RECIPES[args.model][0]:g}"
     run = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{args.num_steps}_n{args.num_test}.json"
     results = json.loads(run.read_text())["methods"]
     ckpt = load_checkpoint(ROOT / "benchmarks" / "checkpoints" / f"{tag}.pt")
@@ -59,7 +52,7 @@ def main() -> None:
         used = results[name].get("neuron_used")
         if used is None and METHODS[name].auto:
             raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
-        neuron = neuron_from(used) if used else METHODS[name].neuron
+        neuron = neuron_from_dict(used, str(run)) if used else METHODS[name].neuron
         snn = convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
         with torch.inference_mode():
             table[name] = layer_errors(snn, x, at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import torch
+from threads import one_thread
 
 
 @pytest.fixture(autouse=True)
@@ -16,12 +16,8 @@ def _single_thread() -> Iterator[None]:
     2-core CI box) dominate, and one thread is several times faster. torchrun also gives each
     rank one thread. Results do not depend on it.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

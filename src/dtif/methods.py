@@ -154,6 +154,16 @@ def _build(table: dict[str, type], spec: object, what: str, source: str) -> Any:
         raise InputError(f"{source}: bad {what} parameters {kwargs}: {err}") from err
 
 
+def neuron_from_dict(spec: object, source: str) -> IFParams | DTIFParams:
+    """Neuron parameters from a mapping {"type": "IF" | "DTIF" (or the class name), fields}.
+
+    Raises:
+        InputError: not such a mapping, or bad fields; the message names `source`.
+    """
+    neuron: IFParams | DTIFParams = _build(_NEURONS, spec, "neuron", source)
+    return neuron
+
+
 def method_from_file(path: Path) -> Method:
     """A method from a JSON or YAML spec: {name, neuron: {type, ...}, norm: {type, ...}}.
 
@@ -184,7 +194,7 @@ def method_from_file(path: Path) -> Method:
         raise InputError(
             f"{path}: a method spec needs a 'neuron' mapping (and optionally 'norm', 'name')"
         )
-    neuron = _build(_NEURONS, spec["neuron"], "neuron", str(path))
+    neuron = neuron_from_dict(spec["neuron"], str(path))
     norm = _build(_NORMS, spec.get("norm", {"type": "MaxNorm"}), "norm", str(path))
     name = str(spec.get("name", path.stem))
     return Method(

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import NUM_TEST, NUM_TRAIN, one_thread, run_dtif
+from cli_helpers import NUM_TEST, NUM_TRAIN, run_dtif
+from threads import one_thread
 
 # The learnable IDX writer of the training tests, a plain module in tests/train.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import NUM_TEST, NUM_TRAIN, CliResult, one_thread, run_dtif, workload
+from cli_helpers import NUM_TEST, NUM_TRAIN, CliResult, run_dtif, workload
+from threads import one_thread
 
 from dtif.checkpoint import load_checkpoint, load_snn
 from dtif.data import calibration_subset, load_dataset

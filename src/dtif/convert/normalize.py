@@ -8,14 +8,13 @@ histogram on [0, max] for percentiles.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import fx, nn
 
-from dtif.convert.replace_relu import relu_sites
+from dtif.convert.replace_relu import tap_relu_sites
 from dtif.errors import CalibrationError, InputError
 
 HIST_BINS = 4096
@@ -160,17 +159,7 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
     Raises:
         CalibrationError: a batch does not fit the model.
     """
-    gm = copy.deepcopy(ann)
-    observers = []
-    for node in relu_sites(gm):
-        obs = Observer(norm.channelwise)
-        name = f"observer_{node.name}"
-        gm.add_submodule(name, obs)
-        with gm.graph.inserting_after(node):
-            new = gm.graph.call_module(name, (node,))
-        node.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
-        observers.append(obs)
-    gm.recompile()
+    gm, observers = tap_relu_sites(ann, lambda: Observer(norm.channelwise), "observer")
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     passes = 2 if isinstance(norm, PercentileNorm) else 1
     with torch.inference_mode():

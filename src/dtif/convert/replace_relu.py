@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,8 @@ from torch import fx, nn
 
 from dtif.convert.support import CLAMP_METHODS, RELU_METHODS, is_relu
 from dtif.errors import ConversionError
+
+Tap = TypeVar("Tap", bound=nn.Module)
 
 RELU_META = "dtif.relu"
 
@@ -141,6 +145,27 @@ def canonicalize_relu(gm: fx.GraphModule) -> fx.GraphModule:
 def relu_sites(gm: fx.GraphModule) -> list[fx.Node]:
     """The ReLU nodes marked by `canonicalize_relu`, in graph order."""
     return [n for n in gm.graph.nodes if RELU_META in n.meta]
+
+
+def tap_relu_sites(
+    gm: fx.GraphModule, make_tap: Callable[[], Tap], prefix: str
+) -> tuple[fx.GraphModule, list[Tap]]:
+    """A copy of `gm` with `make_tap()` applied to the output of every marked ReLU.
+
+    Returns the copy and the taps, in graph order; `gm` is left untouched.
+    """
+    tapped = copy.deepcopy(gm)
+    taps = []
+    for node in relu_sites(tapped):
+        tap = make_tap()
+        name = f"{prefix}_{node.name}"
+        tapped.add_submodule(name, tap)
+        with tapped.graph.inserting_after(node):
+            new = tapped.graph.call_module(name, (node,))
+        node.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
+        taps.append(tap)
+    tapped.recompile()
+    return tapped, taps
 
 
 def replace_relu(

@@ -12,14 +12,13 @@ the next is where a layer loses accuracy.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
 import torch
 from torch import fx, nn
 
-from dtif.convert.replace_relu import relu_sites
+from dtif.convert.replace_relu import tap_relu_sites
 from dtif.errors import InputError
 from dtif.neurons.module import SpikingNeuron
 from dtif.sim.engine import check_input, simulate
@@ -40,16 +39,7 @@ class _Keep(nn.Module):
 
 def ann_activations(ann: fx.GraphModule, x: torch.Tensor) -> list[torch.Tensor]:
     """The activation after every ReLU site of the folded ANN, in graph order."""
-    gm = copy.deepcopy(ann)
-    keeps = []
-    for node in relu_sites(gm):
-        keep = _Keep()
-        gm.add_submodule(f"keep_{node.name}", keep)
-        with gm.graph.inserting_after(node):
-            new = gm.graph.call_module(f"keep_{node.name}", (node,))
-        node.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
-        keeps.append(keep)
-    gm.recompile()
+    gm, keeps = tap_relu_sites(ann, _Keep, "keep")
     with torch.inference_mode():
         gm(x)
     return [k.value for k in keeps if k.value is not None]
@@ -84,25 +74,23 @@ def layer_errors(
             "layer_errors needs a network made by dtif.convert"
         )
     snn.profile(tuple(x.shape[1:]))  # the fan-out pass runs the layers too: do it first
-    batch = x.shape[0]
-    sums: dict[str, Any] = {}
+    batch, targets = x.shape[0], set(steps)
     out: dict[str, dict[int, float]] = {m.layer_name: {} for m in neurons}
+    done = [0] * len(neurons)
+    sums = [torch.zeros_like(a, dtype=torch.float64) for a in acts]
 
-    def hook(mod: nn.Module, _args: object, y: torch.Tensor) -> None:
-        name = mod.layer_name  # type: ignore[union-attr]  # SpikingNeuron
-        a = acts[index[name]]
-        done, acc = sums.get(name, (0, torch.zeros_like(a, dtype=torch.float64)))
-        for chunk_t in y.view(-1, batch, *y.shape[1:]):
-            acc += chunk_t
-            done += 1
-            if done in targets:
-                err = torch.linalg.vector_norm(acc / done - a)
-                out[name][done] = float(err / torch.linalg.vector_norm(a).clamp(min=1e-12))
-        sums[name] = (done, acc)
+    def hook(i: int, name: str, _mod: nn.Module, _args: object, y: torch.Tensor) -> None:
+        for y_t in y.view(-1, batch, *y.shape[1:]):  # one step of the chunk at a time
+            sums[i] += y_t
+            done[i] += 1
+            if done[i] in targets:
+                err = torch.linalg.vector_norm(sums[i] / done[i] - acts[i])
+                norm = torch.linalg.vector_norm(acts[i]).clamp(min=1e-12)
+                out[name][done[i]] = float(err / norm)
 
-    index = {m.layer_name: i for i, m in enumerate(neurons)}
-    targets = set(steps)
-    handles = [m.register_forward_hook(hook) for m in neurons]
+    handles = [
+        m.register_forward_hook(partial(hook, i, m.layer_name)) for i, m in enumerate(neurons)
+    ]
     try:
         simulate(snn, x, steps[-1], batch_chunk=batch, record=False)
     finally:

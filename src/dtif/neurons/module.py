@@ -27,7 +27,7 @@ from dtif.neurons.dt_if_neuron import (
     dtif_threshold,
 )
 from dtif.neurons.if_neuron import IFParams, IFState, if_initial_state, if_step
-from dtif.sim.context import LayerRecord, TimeAware
+from dtif.sim.context import LayerRecord, TimeAware, is_channels_last
 
 NeuronParams = IFParams | DTIFParams
 
@@ -243,11 +243,7 @@ class SpikingNeuron(TimeAware):
 
 def _like_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
     """An empty [steps, B, ...] tensor whose every step is laid out like x (channels-last too)."""
-    if (
-        x.dim() == 4
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
-    ):
+    if is_channels_last(x):
         flat = torch.empty(
             (steps * x.shape[0], *x.shape[1:]),
             dtype=x.dtype,
@@ -280,17 +276,19 @@ class _LayerRun:
             that a simulation does not allocate, and fault in, a chunk-sized tensor per layer
             and chunk.
         current: (x, z = x / scale) for an input constant in time, computed once.
+        current_theta: (z, theta(z)) of DTIF for that input, computed once.
+        theta: DTIF's theta(t) buffer, [steps, B, ...], for an input that varies in time.
         fanout: the flattened fan-out [N], float64.
     """
 
-    __slots__ = ("current", "fanout", "spikes", "theta", "theta_of")
+    __slots__ = ("current", "current_theta", "fanout", "spikes", "theta")
 
     def __init__(self) -> None:
         self.spikes: torch.Tensor | None = None
         self.current: tuple[torch.Tensor, torch.Tensor] | None = None
         self.fanout: torch.Tensor | None = None
         self.theta: torch.Tensor | None = None
-        self.theta_of: torch.Tensor | None = None
+        self.current_theta: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def spike_buffer(self, xt: torch.Tensor, static_steps: int) -> torch.Tensor:
         """[steps, B, ...] laid out like `xt` (static_steps > 0: xt is [B, ...])."""
@@ -328,9 +326,9 @@ class _LayerRun:
         if float(params.alpha) == 0.0:  # type: ignore[arg-type]  # resolved per layer
             return None
         if static:
-            if self.theta_of is not z or self.theta is None:
-                self.theta, self.theta_of = dtif_threshold(z, params), z
-            return self.theta
+            if self.current_theta is None or self.current_theta[0] is not z:
+                self.current_theta = (z, dtif_threshold(z, params))
+            return self.current_theta[1]
         buf = self.theta
         if buf is None or buf.shape != z.shape or buf.dtype != z.dtype:
             buf = self.theta = torch.empty_like(z)

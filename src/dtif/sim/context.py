@@ -107,6 +107,15 @@ class TimeAware(nn.Module):
         return x.view(ctx.num_steps, ctx.batch_size, *x.shape[1:]), False
 
 
+def is_channels_last(t: torch.Tensor) -> bool:
+    """A 4-D tensor in the channels-last layout (and not also in the default one)."""
+    return (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
 @contextmanager
 def bind(modules: list[TimeAware], ctx: RunContext) -> Iterator[RunContext]:
     """Bind `ctx` to every time-aware module for the length of the `with` block."""

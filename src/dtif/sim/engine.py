@@ -50,7 +50,7 @@ from torch import fx, nn
 
 from dtif.errors import InputError
 from dtif.metrics.energy import EnergyModel
-from dtif.sim.context import LayerRecord, RunContext, bind
+from dtif.sim.context import LayerRecord, RunContext, bind, is_channels_last
 from dtif.sim.network import SpikingNetwork
 
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30
@@ -244,12 +244,7 @@ def _stack(chunks: list[list[torch.Tensor]]) -> torch.Tensor:
 
 def _channels_last(snn: SpikingNetwork) -> bool:
     """True when the network's convolutions were moved to channels-last by the user."""
-    return any(
-        p.dim() == 4
-        and not p.is_contiguous()
-        and p.is_contiguous(memory_format=torch.channels_last)
-        for p in snn.parameters()
-    )
+    return any(is_channels_last(p) for p in snn.parameters())
 
 
 def simulate(

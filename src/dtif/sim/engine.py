@@ -16,7 +16,8 @@ Chunking rule (when `time_chunk` and `batch_chunk` are not given). A chunk is `t
    2-core EPYC (2 MiB L2 per core, 32 MiB L3), batch 32, T = 64: one step per chunk costs
    up to 20% more than three (a Python call per layer and step), and chunks of 8 MiB or
    more per layer up to 50% more (the per-step recurrence streams from DRAM, and glibc hands
-   freed chunk-sized blocks back to the OS, so that every chunk faults its pages in again).
+   freed chunk-sized blocks back to the OS, so that every chunk faults its pages in again;
+   `simulate` now keeps freed memory in the process, see `dtif.sim.allocator`).
    On CUDA, large chunks keep the kernels few and big, so rule 1 alone applies.
 
 So the working memory is bounded by the chunk, never by T: what grows with T is only the
@@ -50,6 +51,7 @@ from torch import fx, nn
 
 from dtif.errors import InputError
 from dtif.metrics.energy import EnergyModel
+from dtif.sim.allocator import keep_freed_memory
 from dtif.sim.context import LayerRecord, RunContext, bind, is_channels_last
 from dtif.sim.network import SpikingNetwork
 
@@ -283,6 +285,8 @@ def simulate(
         raise InputError(f"input has dtype {x.dtype}, the network {dtype}; pass x.to({dtype})")
     energy = energy or EnergyModel()
     device = snn.device
+    if device.type == "cpu":
+        keep_freed_memory()  # else chunk-sized tensors fault their pages in on every call
     x = x.to(device)
     if x.dim() == 4 and _channels_last(snn):
         x = x.contiguous(memory_format=torch.channels_last)

@@ -54,6 +54,7 @@ from torch import nn
 import dtif
 from dtif.models import create_model
 from dtif.report.markdown import cpu_name, replace_section
+from dtif.sim.allocator import ENV_SWITCH, keep_freed_memory
 
 MODELS = ("cnn", "vgg16", "resnet20")
 MEMORY_METHODS = ("dtif", "dense_loop", "sj", "sj_m")
@@ -355,6 +356,7 @@ def measure_memory_child(args: argparse.Namespace) -> None:
     cfg = Config(**json.loads(args.child_config))
     device = torch.device(args.device)
     set_threads(args.threads)
+    keep_freed_memory()  # what `simulate` does; so that every method runs with it
     b = build(cfg, device, with_sj=args.child_method.startswith("sj"), calib_size=8)
     if args.child_method not in runners(b, 1):
         print(json.dumps({"error": b.sj_error or "method unavailable"}))
@@ -541,10 +543,20 @@ def write_docs(payload: dict[str, Any], path: Path) -> None:
         f"Load average at start and end: {info['loadavg_start'][0]:.1f}, "
         f"{info['loadavg_end'][0]:.1f}. Batch {args['batch']}, {args['repeats']} interleaved "
         f"repeats (medians), input {args['input']}, vgg16 at width {args['vgg_width']:g}, "
-        f"{args['neuron']} neurons. JSON: `{args['out']}`.\n\n"
+        f"{args['neuron']} neurons. {allocator_note(info)}JSON: `{args['out']}`.\n\n"
         f"{payload['table']}\n\n{targets(payload['results'], payload['memory_ratio'])}"
     )
     replace_section(path, "## Simulation speed", body)
+
+
+def allocator_note(info: dict[str, Any]) -> str:
+    """How freed memory was handled (see `dtif.sim.allocator`), for the docs header."""
+    kept = info.get("keep_freed_memory")
+    if kept is None:
+        return ""
+    if kept:
+        return "glibc kept freed memory in the process (dtif's default). "
+    return f"glibc's default allocator settings ({ENV_SWITCH}=0 or MALLOC_* set). "
 
 
 def set_threads(threads: int) -> None:
@@ -602,13 +614,17 @@ def main(argv: list[str] | None = None) -> None:
     c, h, w = (int(v) for v in args.input.lower().split("x"))
     steps = [int(s) for s in args.steps.split(",")]
     info = machine_info(device)
+    # `simulate` sets it on its first call; set it first, so that every method and repeat
+    # runs with the same allocator (DTIF_KEEP_FREED_MEMORY=0 measures glibc's defaults).
+    info["keep_freed_memory"] = keep_freed_memory() if device.type == "cpu" else None
     info["command"] = "python benchmarks/sim_speed.py " + " ".join(sys.argv[1:])
     sj_note = None if args.no_spikingjelly else spikingjelly_status()
     if args.no_spikingjelly:
         sj_note = "skipped (--no-spikingjelly)"
     print(
         f"# {info['date']}  {info['cpu']}  nproc={info['nproc']}  torch {info['torch']}  "
-        f"device={device}  threads={info['threads']}  load={info['loadavg_start']}",
+        f"device={device}  threads={info['threads']}  load={info['loadavg_start']}  "
+        f"keep_freed_memory={info['keep_freed_memory']}",
         flush=True,
     )
     results: list[dict[str, Any]] = []

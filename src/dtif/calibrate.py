@@ -10,7 +10,10 @@ Search: greedy, layer by layer in graph order, over a small grid of (alpha, v0) 
 spiking layer while the others stay fixed; ties go to fewer synaptic operations. It starts
 from IF with v0 = 0.5 in every layer (alpha 0 and v0 0.5 are on the grid), so the result's
 loss is at most that baseline's. The network is converted once; candidates only change
-neuron parameters.
+neuron parameters. Optionally (`scale_grid`), each layer then also tries factors on its
+threshold scale lambda, with its (alpha, v0) just chosen, before the search moves on to the
+next layer: a factor below 1 lowers the threshold, so the layer fires more and sooner, at the
+price of clipping its largest activations. Factor 1 is always on that grid.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ class DTIFCalibration:
         alpha: chosen alpha per spiking layer.
         v0: chosen v0 per spiking layer.
         loss: the final calibration loss.
-        history: one entry per candidate tried: layer, alpha, v0, loss, synops.
+        history: one entry per candidate tried: layer, alpha, v0, scale factor, loss, synops.
+        scale_factor: the factor chosen per spiking layer on its threshold scale (all 1.0
+            without a `scale_grid`).
     """
 
     snn: SpikingNetwork
@@ -57,6 +62,7 @@ class DTIFCalibration:
     v0: tuple[float, ...]
     loss: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    scale_factor: tuple[float, ...] = ()
 
 
 def _loss(
@@ -91,6 +97,7 @@ def calibrate_dtif(
     seed: int = 0,
     progress: bool = False,
     start: tuple[float, float] | None = START,
+    scale_grid: Sequence[float] = (1.0,),
 ) -> DTIFCalibration:
     """Pick per-layer alpha and v0 of a DTIF network on calibration images.
 
@@ -111,17 +118,23 @@ def calibrate_dtif(
             the IF baseline with half-threshold start); None keeps the network's own values.
             When the start is on the grid, the greedy search can only lower the loss from
             there.
+        scale_grid: factors on each layer's threshold scale lambda, tried after its
+            (alpha, v0); 1.0 is added when missing. The default (1.0,) keeps the scales.
 
     Returns:
         The calibrated network, the chosen values, and the search history.
 
     Raises:
-        InputError: target_steps < 1, empty grids, or a network that is not DTIF.
+        InputError: target_steps < 1, empty grids, scale factors <= 0, or a network that is
+            not DTIF.
     """
     if target_steps < 1:
         raise InputError(f"target_steps must be >= 1, got {target_steps}")
     if not alpha_grid or not v0_grid:
         raise InputError("alpha_grid and v0_grid must not be empty")
+    if any(not f > 0 for f in scale_grid):
+        raise InputError(f"scale factors must be > 0, got {tuple(scale_grid)}")
+    factors = sorted({1.0, *(float(f) for f in scale_grid)}, reverse=True)
     base = base or DTIFParams()
     data = CalibrationData(calib)
     if isinstance(model, SpikingNetwork):
@@ -144,35 +157,50 @@ def calibrate_dtif(
     else:
         alphas, v0s = [float(start[0])] * len(neurons), [float(start[1])] * len(neurons)
     _set(neurons, alphas, v0s)
+    base_scales = [m.scale.clone() for m in neurons]
+    scales = [1.0] * len(neurons)
     history: list[dict[str, Any]] = []
     bar = tqdm(
-        total=len(neurons) * len(alpha_grid) * len(v0_grid),
+        total=len(neurons) * (len(alpha_grid) * len(v0_grid) + len(factors) - 1),
         desc="calibrate DTIF",
         disable=not progress,
     )
+
+    def trial(i: int, a: float, v: float, f: float) -> tuple[float, float]:
+        trial_a, trial_v = list(alphas), list(v0s)
+        trial_a[i], trial_v[i] = a, v
+        _set(neurons, trial_a, trial_v)
+        neurons[i].scale.copy_(base_scales[i] * f)
+        loss, sop = _loss(snn, x, ann_logits, horizon)
+        history.append(
+            {
+                "layer": neurons[i].layer_name,
+                "alpha": a,
+                "v0": v,
+                "scale_factor": f,
+                "loss": loss,
+                "synops": sop,
+            }
+        )
+        bar.update(1)
+        return loss, sop
+
+    best = float("inf")
     for i in range(len(neurons)):
         # best starts at infinity, so the first candidate replaces `choice`: every layer ends
         # on a grid point.
         choice, best, best_sop = (alphas[i], v0s[i]), float("inf"), float("inf")
         for a in alpha_grid:
             for v in v0_grid:
-                trial_a, trial_v = list(alphas), list(v0s)
-                trial_a[i], trial_v[i] = a, v
-                _set(neurons, trial_a, trial_v)
-                loss, sop = _loss(snn, x, ann_logits, horizon)
-                history.append(
-                    {
-                        "layer": neurons[i].layer_name,
-                        "alpha": a,
-                        "v0": v,
-                        "loss": loss,
-                        "synops": sop,
-                    }
-                )
+                loss, sop = trial(i, a, v, 1.0)
                 if loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop):
                     best, best_sop, choice = loss, sop, (a, v)
-                bar.update(1)
         alphas[i], v0s[i] = choice
+        for f in factors[1:]:  # 1.0, the factor just tried, comes first
+            loss, sop = trial(i, alphas[i], v0s[i], f)
+            if loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop):
+                best, best_sop, scales[i] = loss, sop, f
+        neurons[i].scale.copy_(base_scales[i] * scales[i])
     bar.close()
     _set(neurons, alphas, v0s)
     snn.meta["neuron"] = {
@@ -184,5 +212,13 @@ def calibrate_dtif(
         "target_steps": target_steps,
         "num_images": int(x.shape[0]),
         "loss": best,
+        "scale_factor": list(scales),
     }
-    return DTIFCalibration(snn=snn, alpha=tuple(alphas), v0=tuple(v0s), loss=best, history=history)
+    return DTIFCalibration(
+        snn=snn,
+        alpha=tuple(alphas),
+        v0=tuple(v0s),
+        loss=best,
+        history=history,
+        scale_factor=tuple(scales),
+    )

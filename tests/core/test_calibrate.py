@@ -93,6 +93,32 @@ def test_bad_arguments() -> None:
         calibrate_dtif(_net(), _calib(), target_steps=0)
     with pytest.raises(InputError, match="alpha_grid"):
         calibrate_dtif(_net(), _calib(), alpha_grid=())
+    with pytest.raises(InputError, match="scale factors"):
+        calibrate_dtif(_net(), _calib(), scale_grid=(1.0, 0.0))
+
+
+def test_scale_grid_default_keeps_the_scales() -> None:
+    cal = _calibrate()
+    assert cal.scale_factor == (1.0, 1.0)
+    assert {h["scale_factor"] for h in cal.history} == {1.0}
+
+
+def test_scale_grid_scales_each_layer_by_the_chosen_factor() -> None:
+    plain = _calibrate()
+    cal = _calibrate(scale_grid=(0.5, 0.8))
+    neurons = [m for m in cal.snn.layers() if isinstance(m, SpikingNeuron)]
+    assert len(cal.scale_factor) == 2 and set(cal.scale_factor) <= {0.5, 0.8, 1.0}
+    base = [m.scale for m in plain.snn.layers() if isinstance(m, SpikingNeuron)]
+    for m, s, f in zip(neurons, base, cal.scale_factor):  # lambda times the chosen factor
+        assert torch.equal(m.scale, s * f)
+    # Per layer: 24 (alpha, v0) candidates, then the two factors other than 1.
+    assert len(cal.history) == 2 * (len(ALPHA_GRID) * len(V0_GRID) + 2)
+    # The first layer's (alpha, v0) candidates are the plain search's, so its choice is too;
+    # the factor is only kept when it lowers the loss.
+    assert (cal.alpha[0], cal.v0[0]) == (plain.alpha[0], plain.v0[0])
+    assert cal.snn.meta["calibration"]["scale_factor"] == list(cal.scale_factor)
+    again = _calibrate(scale_grid=(0.5, 0.8))
+    assert (again.scale_factor, again.loss) == (cal.scale_factor, cal.loss)
 
 
 class _Tracked:

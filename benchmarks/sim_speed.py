@@ -53,7 +53,6 @@ from torch import nn
 
 import dtif
 from dtif.models import create_model
-from dtif.neurons import fused
 from dtif.report.markdown import cpu_name, replace_section
 from dtif.sim.allocator import ENV_SWITCH, keep_freed_memory
 
@@ -197,30 +196,20 @@ def auto_time_chunk(snn: dtif.SpikingNetwork, x: torch.Tensor, num_steps: int) -
 
 
 def runners(
-    b: Bundle, num_steps: int, tc: int = 1, multi: bool = True, with_fused: bool = False
+    b: Bundle, num_steps: int, tc: int = 1, multi: bool = True
 ) -> dict[str, Callable[[], object]]:
     """One callable per method; each runs one full simulation of `num_steps` steps.
 
     `tc` is dtif's time chunk, which the "dense_stack" limit copies; `multi` adds
-    SpikingJelly's multi-step mode; `with_fused` adds dtif with the fused C++ IF loop
-    ("dtif_fused"; "dtif" and "dtif_norec" always run the eager loop).
+    SpikingJelly's multi-step mode.
     """
     snn, ann, x = b.snn, b.snn.ann, b.x
 
     def dtif_rec() -> object:
-        fused.enable(False)
         return snn.simulate(x, num_steps)
 
     def dtif_norec() -> object:
-        fused.enable(False)
         return snn.simulate(x, num_steps, record=False)
-
-    def dtif_fused() -> object:
-        fused.enable(True)
-        try:
-            return snn.simulate(x, num_steps)
-        finally:
-            fused.enable(False)
 
     def dense_loop() -> object:
         with torch.inference_mode():
@@ -244,8 +233,6 @@ def runners(
         "dense_loop": dense_loop,
         "dense_stack": dense_stack,
     }
-    if with_fused:
-        out["dtif_fused"] = dtif_fused
     if b.sj is not None:
         from spikingjelly.activation_based import functional
 
@@ -314,22 +301,6 @@ def agreement(b: Bundle, num_steps: int) -> dict[str, float]:
             acc = sum(b.sj(b.x) for _ in range(num_steps))
         out["dtif_vs_sj"] = float((pred == acc.flatten(1).argmax(1)).float().mean())
     return out
-
-
-def fused_identical(b: Bundle, num_steps: int) -> bool:
-    """Sanity: the fused IF loop gives the eager loop's outputs, spikes and SOPs exactly."""
-    fused.enable(False)
-    ref = b.snn.simulate(b.x, num_steps)
-    fused.enable(True)
-    try:
-        new = b.snn.simulate(b.x, num_steps)
-    finally:
-        fused.enable(False)
-    return (
-        torch.equal(ref.outputs, new.outputs)
-        and torch.equal(ref.synops, new.synops)
-        and all(torch.equal(ref.spikes[k], new.spikes[k]) for k in ref.spikes)
-    )
 
 
 def event_linear_usage(snn: dtif.SpikingNetwork) -> dict[str, list[int]]:
@@ -491,7 +462,6 @@ def summarize(times: dict[str, list[float]], batch: int, num_steps: int) -> dict
         "limit": limit_name,
         "a_over_b": med["dtif"] / b,
         "a_norec_over_b": med["dtif_norec"] / b,
-        **({"a_fused_over_b": med["dtif_fused"] / b} if "dtif_fused" in med else {}),
         "img_steps_per_s": {k: batch * num_steps / v for k, v in med.items()},
     }
     sj = [k for k in ("sj", "sj_m") if k in med]
@@ -615,10 +585,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-spikingjelly", action="store_true", help="skip method (c)")
     p.add_argument(
-        "--fused", action="store_true",
-        help="also time dtif with the fused C++ IF loop (dtif.neurons.fused; compiles once)",
-    )  # fmt: skip
-    p.add_argument(
         "--quick", action="store_true",
         help="smoke run: batch 8, T in {32, 64}, 3 repeats, dtif memory only",
     )  # fmt: skip
@@ -651,9 +617,6 @@ def main(argv: list[str] | None = None) -> None:
     # `simulate` sets it on its first call; set it first, so that every method and repeat
     # runs with the same allocator (DTIF_KEEP_FREED_MEMORY=0 measures glibc's defaults).
     info["keep_freed_memory"] = keep_freed_memory() if device.type == "cpu" else None
-    if args.fused:
-        fused.enable(True)  # compile (or fail) before anything is timed
-        fused.enable(False)
     info["command"] = "python benchmarks/sim_speed.py " + " ".join(sys.argv[1:])
     sj_note = None if args.no_spikingjelly else spikingjelly_status()
     if args.no_spikingjelly:
@@ -679,7 +642,7 @@ def main(argv: list[str] | None = None) -> None:
             sj_note = b.sj_error
         for num_steps in steps:
             tc = auto_time_chunk(b.snn, b.x, num_steps)
-            fns = runners(b, num_steps, tc, multi=not args.quick, with_fused=args.fused)
+            fns = runners(b, num_steps, tc, multi=not args.quick)
             for fn in fns.values():  # warm-up: profile, lazy init, allocator
                 fn()
             times, cpu_times = time_interleaved(fns, args.repeats, device)
@@ -693,7 +656,6 @@ def main(argv: list[str] | None = None) -> None:
                 "summary": summarize(times, args.batch, num_steps),
                 "summary_cpu": summarize(cpu_times, args.batch, num_steps),
                 "agreement": agreement(b, num_steps),
-                **({"fused_identical": fused_identical(b, num_steps)} if args.fused else {}),
                 "event_linear": event_linear_usage(b.snn),
                 "loadavg": list(os.getloadavg()),
             }
@@ -709,9 +671,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{name:9s} T={num_steps:<4d} tc={row['time_chunk']:<3d} "
                 + " ".join(f"{k}={v:.3f}s" for k, v in s["median_s"].items())
-                + f"  a/b={s['a_over_b']:.2f} (no-rec {s['a_norec_over_b']:.2f}, "
-                + (f"fused {s['a_fused_over_b']:.2f}, " if "a_fused_over_b" in s else "")
-                + "limit "
+                + f"  a/b={s['a_over_b']:.2f} (no-rec {s['a_norec_over_b']:.2f}, limit "
                 + f"{s['limit']})  c/a={fmt(s.get('c_over_a'))}"
                 + (
                     "  peak MB "

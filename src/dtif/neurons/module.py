@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from dtif.neurons import fused
 from dtif.neurons.dt_if_neuron import (
     DTIFParams,
     DTIFState,
@@ -220,11 +219,8 @@ class SpikingNeuron(TimeAware):
         state = ctx.states.get(self.layer_name)
         if state is None:
             state = init(z if static else z[0], params)  # IF and DTIF use only its shape
-        theta: torch.Tensor | None = None
-        counts = None  # the fused loop returns the spike counts and writes the output
-        if _fusable(params) and fused.enabled() and fused.applies(z, state.v, spikes):
-            counts = fused.if_chunk(z, divisor, scale, static, state.v, spikes)
-        elif type(params) is IFParams:
+        theta: torch.Tensor | None
+        if type(params) is IFParams:
             state, theta = _run_if(z, divisor, static, state, spikes, params)
         elif type(params) is DTIFParams:
             state, theta = _run_dtif(z, static, state, spikes, params, run)
@@ -235,21 +231,14 @@ class SpikingNeuron(TimeAware):
             rec = ctx.records.get(self.layer_name)
             if rec is None:
                 rec = ctx.records[self.layer_name] = LayerRecord(graded=is_graded(params))
-            run.record(spikes, ctx.fanout[self.layer_name], rec, counts)
-        out = spikes
-        if counts is None:
-            out = spikes.mul_(theta) if theta is not None else spikes  # the payload, in place
-            out = out.mul_(channel_view(scale, out.ndim, 2))
+            run.record(spikes, ctx.fanout[self.layer_name], rec)
+        out = spikes.mul_(theta) if theta is not None else spikes  # the payload, in place
+        out = out.mul_(channel_view(scale, out.ndim, 2))
         return out.view(steps * batch, *out.shape[2:])
 
     @property
     def _run_key(self) -> str:
         return f"{self.layer_name}.run"
-
-
-def _fusable(params: NeuronParams) -> bool:
-    """IF with subtractive reset and binary spikes: what `fused.if_chunk` computes."""
-    return type(params) is IFParams and params.reset == "subtract" and params.burst == 1
 
 
 def _like_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
@@ -351,24 +340,13 @@ class _LayerRun:
             buf[t] = dtif_threshold(z[t], params)
         return buf
 
-    def record(
-        self,
-        spikes: torch.Tensor,
-        fanout: torch.Tensor,
-        rec: LayerRecord,
-        per_neuron: torch.Tensor | None = None,
-    ) -> None:
-        """Append this chunk's spike counts and synaptic events per step to `rec`.
-
-        `per_neuron`, when given, holds the counts [steps, N] already summed over the batch
-        (by the fused loop); `spikes` then holds the output and is not read.
-        """
+    def record(self, spikes: torch.Tensor, fanout: torch.Tensor, rec: LayerRecord) -> None:
+        """Append this chunk's spike counts and synaptic events per step to `rec`."""
         steps, batch = spikes.shape[0], spikes.shape[1]
         # One pass over the chunk: spikes per neuron and step, summed over the batch (whole
         # numbers, exact). The SOPs are then a small [steps, N] x [N] product, in float64.
         flat, moved = _neuron_major(spikes, 2)
-        if per_neuron is None:
-            per_neuron = flat.reshape(steps, batch, -1).sum(dim=1)
+        per_neuron = flat.reshape(steps, batch, -1).sum(dim=1)
         if self.fanout is None:
             self.fanout = (fanout.movedim(1, -1) if moved else fanout).reshape(-1).double()
         counts = per_neuron.sum(dim=1)

@@ -7,12 +7,15 @@ handed back to the system, so each new block faults its pages in again. On this 
 2-core machine that was measured as 10.6 million page faults and 26 s of system time in one
 minute of resnet20 simulations, and a 1.5x slower simulation (`docs/results.md`).
 
-`keep_freed_memory` sets two `mallopt` parameters for the whole process: blocks up to
-32 MiB come from the heap (M_MMAP_THRESHOLD), and up to 256 MiB of free heap is kept
-(M_TRIM_THRESHOLD). The cost is that the resident memory does not shrink after a run.
-`simulate` calls it on CPU. It does nothing when the C library is not glibc, when either
-parameter is already set through glibc's environment variables (MALLOC_MMAP_THRESHOLD_,
-MALLOC_TRIM_THRESHOLD_), or when DTIF_KEEP_FREED_MEMORY=0.
+`keep_freed_memory` sets three `mallopt` parameters for the whole process: every block
+comes from the heap, not from a mapping of its own (M_MMAP_MAX = 0; M_MMAP_THRESHOLD = 32 MiB
+as well, glibc's largest, in case mappings are allowed again), and up to 256 MiB of free heap
+is kept (M_TRIM_THRESHOLD). Without M_MMAP_MAX = 0, blocks above 32 MiB (the cnn's second
+layer at batch 250 is 50 MB) are still mapped and unmapped on every call. The cost is that
+the resident memory does not shrink after a run. `simulate` calls it on CPU. It does nothing
+when the C library is not glibc, when any of these is already set through glibc's
+environment variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_MAX_), or
+when DTIF_KEEP_FREED_MEMORY=0.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ ENV_SWITCH = "DTIF_KEEP_FREED_MEMORY"
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+_M_MMAP_MAX = -4
+_GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
 
 _state: dict[str, bool] = {}
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc's mmap and trim thresholds once per process (see the module docstring).
+    """Set glibc's mmap and trim parameters once per process (see the module docstring).
 
     Returns:
         True when the thresholds are set (now or by an earlier call), False when skipped.
@@ -57,4 +61,5 @@ def _apply() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-    return ok and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    ok = ok and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+    return ok and mallopt(_M_MMAP_MAX, 0) == 1

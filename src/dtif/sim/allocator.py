@@ -4,8 +4,8 @@ A simulation allocates and frees the same chunk-sized tensors (convolution outpu
 MiB each) thousands of times. With glibc's default settings, blocks above the mmap
 threshold are mapped and unmapped on every call, and freed memory at the top of the heap is
 handed back to the system, so each new block faults its pages in again. On this project's
-2-core machine that was measured as 10.6 million page faults and 26 s of system time in one
-minute of resnet20 simulations, and a 1.5x slower simulation (`docs/results.md`).
+2-core machine, a `sim_speed.py` process timing resnet20 alone had 16.6 million page faults
+and 38 s of system time in 134 s, and simulated 1.6x slower (`docs/results.md`).
 
 `keep_freed_memory` sets three `mallopt` parameters for the whole process: every block
 comes from the heap, not from a mapping of its own (M_MMAP_MAX = 0; M_MMAP_THRESHOLD = 32 MiB

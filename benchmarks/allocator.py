@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+from latency import CHECKPOINTS, RECIPES
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {  # model: (checkpoint tag, batch, steps, threads)
-    "cnn": ("fashion-mnist-cnn-w1", 250, 32, 2),
-    "resnet20": ("fashion-mnist-resnet20-w1", 32, 128, 1),
+CONFIGS = {  # model: (batch, steps, threads)
+    "cnn": (250, 32, 2),
+    "resnet20": (32, 128, 1),
 }
 
 
@@ -36,9 +36,10 @@ def child(model: str) -> None:
     from dtif.data import load_dataset
     from dtif.data.loaders import calibration_subset
 
-    tag, batch, steps, threads = CONFIGS[model]
+    batch, steps, threads = CONFIGS[model]
     torch.set_num_threads(threads)
-    ann = load_checkpoint(ROOT / "benchmarks" / "checkpoints" / f"{tag}.pt").model.eval()
+    tag = f"fashion-mnist-{model}-w{RECIPES[model][0]:g}"  # the shipped weights
+    ann = load_checkpoint(CHECKPOINTS / f"{tag}.pt").model.eval()
     calib = calibration_subset(load_dataset("fashion-mnist", "train"), 1000, seed=0)
     snn = dtif.convert(ann, calib, neuron=dtif.IF(v0=0.5), norm=dtif.PercentileNorm(99.9))
     x = calib[:batch]
@@ -88,7 +89,7 @@ def main() -> None:
             k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "minor_faults")}
             for k, v in runs.items()
         }
-        _, batch, steps, threads = CONFIGS[model]
+        batch, steps, threads = CONFIGS[model]
         row = {"model": model, "batch": batch, "steps": steps, "threads": threads,
                "defaults": med[False], "kept": med[True], "runs": {str(k): v for k, v in runs.items()},
                "speedup": med[False]["seconds"] / med[True]["seconds"]}  # fmt: skip

@@ -15,9 +15,9 @@ SCALE_GRID is `calibrate_dtif(scale_grid=...)`; "1.0" is the plain search.
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
+from latency import CHECKPOINTS, RECIPES
 
 from dtif.calibrate import calibrate_dtif
 from dtif.checkpoint import load_checkpoint
@@ -26,18 +26,13 @@ from dtif.data.loaders import calibration_subset
 from dtif.methods import METHODS
 from dtif.sim.evaluate import evaluate
 
-ROOT = Path(__file__).resolve().parents[1]
 model_name = sys.argv[1]
 grid = tuple(float(v) for v in sys.argv[2].split(","))
 T = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 nval = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
-tag = {
-    "vgg16": "fashion-mnist-vgg16-w0.25",
-    "cnn": "fashion-mnist-cnn-w1",
-    "resnet20": "fashion-mnist-resnet20-w1",
-}[model_name]
+tag = f"fashion-mnist-{model_name}-w{RECIPES[model_name][0]:g}"  # the shipped weights
 torch.set_num_threads(2)
-model = load_checkpoint(ROOT / "benchmarks" / "checkpoints" / f"{tag}.pt").model.eval()
+model = load_checkpoint(CHECKPOINTS / f"{tag}.pt").model.eval()
 train = load_dataset("fashion-mnist", "train")
 calib = calibration_subset(train, 1000, seed=0)
 perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
@@ -52,7 +47,7 @@ t0 = time.time()
 cal = calibrate_dtif(model, calib, target_steps=T // 8, base=m.neuron, norm=m.norm, scale_grid=grid)
 ts = time.time() - t0
 ev = evaluate(cal.snn, loader, T, progress=False)
-acc = [round(float(a) * 100 if float(a) <= 1 else float(a), 2) for a in ev.accuracy]
+acc = [round(a * 100, 2) for a in ev.accuracy]  # fractions -> %
 print(
     json.dumps(
         {

@@ -185,7 +185,6 @@ def calibrate_dtif(
         bar.update(1)
         return loss, sop
 
-    best = float("inf")
     for i in range(len(neurons)):
         # best starts at infinity, so the first candidate replaces `choice`: every layer ends
         # on a grid point.

@@ -21,6 +21,7 @@ when DTIF_KEEP_FREED_MEMORY=0.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 MMAP_THRESHOLD_BYTES = 32 << 20
@@ -33,21 +34,14 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
 
-_state: dict[str, bool] = {}
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim parameters once per process (see the module docstring).
 
     Returns:
-        True when the thresholds are set (now or by an earlier call), False when skipped.
+        True when the parameters are set (now or by an earlier call), False when skipped.
     """
-    if "applied" not in _state:
-        _state["applied"] = _apply()
-    return _state["applied"]
-
-
-def _apply() -> bool:
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return False
     if any(name in os.environ for name in _GLIBC_ENV):

@@ -5,7 +5,9 @@ of `if_step` and `dtif_step` (`_run_if`, `_run_dtif`): the same floating-point o
 the same order, so the results are bit-identical to the step functions, but every step writes
 into tensors that the layer owns for the run (the potential, and one chunk-sized spike buffer,
 which for DTIF first holds the input current, and for DTIF one for theta(t), computed for
-the whole chunk before the loop) instead of allocating four or five new ones per step.
+the whole chunk before the loop) instead of allocating four or five new ones per step. When
+nothing else reads the layer's input (`RunContext.overwritable`), the spikes go over the input
+itself and the layer keeps no spike buffer.
 An IF step is three passes: V += x / lambda (`addcdiv_`, rounded as z = x / lambda; V + z),
 n = [V >= 1] (clamp(floor(V), 0, 1) with one spike per step), V -= n. Spike counts and SOPs
 are recorded once per chunk. A neuron type added to `_DYNAMICS` without a twin runs its pure
@@ -194,7 +196,9 @@ class SpikingNeuron(TimeAware):
 
         Returns:
             The output, [steps*B, ...], in the ANN's units. It is a view of this layer's spike
-            buffer, valid until the layer's next call in the same run.
+            buffer, valid until the layer's next call in the same run, or of `x` itself when
+            the run lists this layer in `RunContext.overwritable` (x is then overwritten; not
+            when the layer has forward hooks, which may read x).
         """
         ctx = self.context()
         if ctx.mode == "fanout":
@@ -206,7 +210,10 @@ class SpikingNeuron(TimeAware):
         run = ctx.states.get(self._run_key)
         if run is None:
             run = ctx.states[self._run_key] = _LayerRun()
-        spikes = run.spike_buffer(xt, steps if static else 0)
+        if not static and self.layer_name in ctx.overwritable and not self._forward_hooks:
+            spikes = xt  # nothing else reads x: n(t) goes where x(t) was (see `_run_if`)
+        else:
+            spikes = run.spike_buffer(xt, steps if static else 0)
         scale = self.scale.to(x.dtype)
         divisor = None
         if static:

@@ -49,6 +49,9 @@ class RunContext:
         records: per-layer statistics by layer name.
         fanout_terms: in fanout mode, the tensors whose sum is differentiated.
         fanout_leaves: in fanout mode, the leaf tensor standing for each layer's output.
+        overwritable: the spiking layers whose input tensor nothing else reads, made afresh
+            for every chunk: they write their spikes over it (see `overwritable_inputs` in
+            `dtif.sim.engine`).
     """
 
     batch_size: int
@@ -59,6 +62,7 @@ class RunContext:
     records: dict[str, LayerRecord] = field(default_factory=dict)
     fanout_terms: list[torch.Tensor] = field(default_factory=list)
     fanout_leaves: dict[str, torch.Tensor] = field(default_factory=dict)
+    overwritable: frozenset[str] = frozenset()
 
 
 class TimeAware(nn.Module):

@@ -21,8 +21,9 @@ Chunking rule (when `time_chunk` and `batch_chunk` are not given). A chunk is `t
    On CUDA, large chunks keep the kernels few and big, so rule 1 alone applies.
 
 So the working memory is bounded by the chunk, never by T: what grows with T is only the
-output [T, B, ...] and a few counters per step. The spiking layers keep one chunk-sized
-buffer each for the run (see `SpikingNeuron`).
+output [T, B, ...] and a few counters per step. A spiking layer writes its spikes over its
+input when nothing else reads it (`overwritable_inputs`), else into a chunk-sized buffer that
+it keeps for the run (see `SpikingNeuron`).
 
 Channels-last (opt-in). After `snn.to(memory_format=torch.channels_last)`, images are laid
 out the same way and every chunk buffer follows its input's layout, so the convolutions run
@@ -41,6 +42,7 @@ sums run in another order); smaller layers, and every layer on CUDA, always run 
 from __future__ import annotations
 
 import copy
+import operator
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -239,6 +241,54 @@ def event_driven(dynamic: fx.GraphModule) -> fx.GraphModule:
     return result
 
 
+_FRESH_MODULES = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Linear,
+    EventLinear,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+)
+_FRESH_FUNCTIONS = (operator.add, torch.add)
+
+
+def overwritable_inputs(dynamic: fx.GraphModule) -> frozenset[str]:
+    """The spiking layers of `dynamic` that may write their spikes over their input tensor.
+
+    That is safe when the input is made afresh on every call, by a convolution, a Linear
+    layer, an average pool or an out-of-place addition (a residual sum), and the spiking
+    layer is its only reader. A graph input (the static part's output, reused by every
+    chunk), a view, or a tensor read twice never qualifies. Writing over the input saves each
+    such layer its own chunk-sized spike buffer, and its writes land in memory that the step
+    has just read (the speed-up on CPU is measured in docs/results.md). The results are
+    bit-identical either way.
+    """
+    from dtif.neurons.module import SpikingNeuron
+
+    modules = dict(dynamic.named_modules())
+    names = set()
+    for node in dynamic.graph.nodes:
+        mod = modules.get(str(node.target)) if node.op == "call_module" else None
+        if not isinstance(mod, SpikingNeuron) or len(node.args) != 1 or node.kwargs:
+            continue
+        src = node.args[0]
+        if not isinstance(src, fx.Node) or len(src.users) != 1:
+            continue
+        if src.op == "call_module":
+            fresh = isinstance(modules.get(str(src.target)), _FRESH_MODULES)
+        else:
+            fresh = (
+                src.op == "call_function"
+                and src.target in _FRESH_FUNCTIONS
+                and "out" not in src.kwargs
+            )
+        if fresh:
+            names.add(mod.layer_name)
+    return frozenset(names)
+
+
 def _stack(chunks: list[list[torch.Tensor]]) -> torch.Tensor:
     """Batch chunks of time chunks -> [T], summed over batch chunks."""
     return torch.stack([torch.cat(c) for c in chunks]).sum(dim=0)
@@ -304,6 +354,7 @@ def simulate(
         raise InputError(f"time_chunk and batch_chunk must be >= 1, got {tc} and {bc}")
     layers = snn.layers()
     dynamic = event_driven(snn.dynamic) if device.type == "cpu" else snn.dynamic
+    overwritable = overwritable_inputs(dynamic)
     outputs: torch.Tensor | None = None
     per_chunk: list[dict[str, LayerRecord]] = []
     with torch.inference_mode():
@@ -311,7 +362,11 @@ def simulate(
             xb = x[b0 : b0 + bc]
             nb = xb.shape[0]
             boundary = snn.static(xb)
-            ctx = RunContext(batch_size=nb, fanout=profile.fanout if record else None)
+            ctx = RunContext(
+                batch_size=nb,
+                fanout=profile.fanout if record else None,
+                overwritable=overwritable,
+            )
             acc: torch.Tensor | None = None
             with bind(layers, ctx):
                 for t0 in range(0, num_steps, tc):

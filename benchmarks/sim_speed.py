@@ -31,6 +31,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as dt
 import gc
@@ -43,7 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ from torch import nn
 import dtif
 from dtif.models import create_model
 from dtif.report.markdown import cpu_name, replace_section
+from dtif.sim import engine
 from dtif.sim.allocator import ENV_SWITCH, keep_freed_memory
 
 MODELS = ("cnn", "vgg16", "resnet20")
@@ -196,14 +198,19 @@ def auto_time_chunk(snn: dtif.SpikingNetwork, x: torch.Tensor, num_steps: int) -
 
 
 def runners(
-    b: Bundle, num_steps: int, tc: int = 1, multi: bool = True
+    b: Bundle, num_steps: int, tc: int = 1, multi: bool = True, buffers: bool = False
 ) -> dict[str, Callable[[], object]]:
     """One callable per method; each runs one full simulation of `num_steps` steps.
 
     `tc` is dtif's time chunk, which the "dense_stack" limit copies; `multi` adds
-    SpikingJelly's multi-step mode.
+    SpikingJelly's multi-step mode; `buffers` adds "dtif_buffers", dtif with every spiking
+    layer writing into its own spike buffer, never over its input (as before commit fce6215).
     """
     snn, ann, x = b.snn, b.snn.ann, b.x
+
+    def dtif_buffers() -> object:
+        with own_buffers():
+            return snn.simulate(x, num_steps)
 
     def dtif_rec() -> object:
         return snn.simulate(x, num_steps)
@@ -233,6 +240,8 @@ def runners(
         "dense_loop": dense_loop,
         "dense_stack": dense_stack,
     }
+    if buffers:
+        out["dtif_buffers"] = dtif_buffers
     if b.sj is not None:
         from spikingjelly.activation_based import functional
 
@@ -260,6 +269,29 @@ def runners(
 
         out["sj_m"] = sj_multi
     return out
+
+
+@contextlib.contextmanager
+def own_buffers() -> Iterator[None]:
+    """Within: no spiking layer writes over its input (`engine.overwritable_inputs`)."""
+    original = engine.overwritable_inputs
+    engine.overwritable_inputs = lambda dynamic: frozenset()
+    try:
+        yield
+    finally:
+        engine.overwritable_inputs = original
+
+
+def buffers_identical(b: Bundle, num_steps: int) -> bool:
+    """Sanity: own spike buffers give the same outputs, spikes and SOPs, bit for bit."""
+    new = b.snn.simulate(b.x, num_steps)
+    with own_buffers():
+        ref = b.snn.simulate(b.x, num_steps)
+    return (
+        torch.equal(ref.outputs, new.outputs)
+        and torch.equal(ref.synops, new.synops)
+        and all(torch.equal(ref.spikes[k], new.spikes[k]) for k in ref.spikes)
+    )
 
 
 def time_interleaved(
@@ -462,6 +494,7 @@ def summarize(times: dict[str, list[float]], batch: int, num_steps: int) -> dict
         "limit": limit_name,
         "a_over_b": med["dtif"] / b,
         "a_norec_over_b": med["dtif_norec"] / b,
+        **({"a_buffers_over_b": med["dtif_buffers"] / b} if "dtif_buffers" in med else {}),
         "img_steps_per_s": {k: batch * num_steps / v for k, v in med.items()},
     }
     sj = [k for k in ("sj", "sj_m") if k in med]
@@ -585,6 +618,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-spikingjelly", action="store_true", help="skip method (c)")
     p.add_argument(
+        "--with-buffers", action="store_true",
+        help="also time dtif with a spike buffer in every layer (never over the input)",
+    )  # fmt: skip
+    p.add_argument(
         "--quick", action="store_true",
         help="smoke run: batch 8, T in {32, 64}, 3 repeats, dtif memory only",
     )  # fmt: skip
@@ -642,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
             sj_note = b.sj_error
         for num_steps in steps:
             tc = auto_time_chunk(b.snn, b.x, num_steps)
-            fns = runners(b, num_steps, tc, multi=not args.quick)
+            fns = runners(b, num_steps, tc, multi=not args.quick, buffers=args.with_buffers)
             for fn in fns.values():  # warm-up: profile, lazy init, allocator
                 fn()
             times, cpu_times = time_interleaved(fns, args.repeats, device)
@@ -657,6 +694,11 @@ def main(argv: list[str] | None = None) -> None:
                 "summary_cpu": summarize(cpu_times, args.batch, num_steps),
                 "agreement": agreement(b, num_steps),
                 "event_linear": event_linear_usage(b.snn),
+                **(
+                    {"buffers_identical": buffers_identical(b, num_steps)}
+                    if args.with_buffers
+                    else {}
+                ),
                 "loadavg": list(os.getloadavg()),
             }
             if not args.no_memory:
@@ -673,6 +715,7 @@ def main(argv: list[str] | None = None) -> None:
                 + " ".join(f"{k}={v:.3f}s" for k, v in s["median_s"].items())
                 + f"  a/b={s['a_over_b']:.2f} (no-rec {s['a_norec_over_b']:.2f}, limit "
                 + f"{s['limit']})  c/a={fmt(s.get('c_over_a'))}"
+                + (f"  a_buffers/b={s['a_buffers_over_b']:.2f}" if "a_buffers_over_b" in s else "")
                 + (
                     "  peak MB "
                     + " ".join(

@@ -176,7 +176,10 @@ def shape_of(conv: nn.Conv2d, x: torch.Tensor) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    kernel = build_kernel()
+    try:
+        kernel = build_kernel()
+    except (OSError, RuntimeError, ImportError) as err:
+        sys.exit(f"could not build the C++ kernel ({err}); it needs a C++ compiler and ninja")
     set_threads(args.threads)
     layers, sweeps = [], []
     for model in args.models.split(","):
@@ -250,12 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/event_conv.json")
     args = p.parse_args(argv)
-    try:
-        result = run(args)
-    except (OSError, RuntimeError, ImportError) as err:
-        if "event_conv" in str(err) or "ninja" in str(err) or "compiler" in str(err).lower():
-            sys.exit(f"could not build the C++ kernel ({err}); it needs a C++ compiler and ninja")
-        raise
+    result = run(args)
     result["totals"] = totals(result["layers"])
     result["machine"] = machine_info(torch.device("cpu"))
     result["args"] = vars(args)

@@ -83,6 +83,11 @@ def _set(neurons: Sequence[SpikingNeuron], alphas: Sequence[float], v0s: Sequenc
         m.params = replace(m.params, alpha=float(a), v0=float(v))
 
 
+def _better(loss: float, sop: float, best: float, best_sop: float) -> bool:
+    """A lower loss wins; within 1e-9 of a tie, fewer synaptic operations win."""
+    return loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop)
+
+
 def calibrate_dtif(
     model: nn.Module | SpikingNetwork,
     calib: object,
@@ -192,12 +197,12 @@ def calibrate_dtif(
         for a in alpha_grid:
             for v in v0_grid:
                 loss, sop = trial(i, a, v, 1.0)
-                if loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop):
+                if _better(loss, sop, best, best_sop):
                     best, best_sop, choice = loss, sop, (a, v)
         alphas[i], v0s[i] = choice
         for f in factors[1:]:  # 1.0, the factor just tried, comes first
             loss, sop = trial(i, alphas[i], v0s[i], f)
-            if loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop):
+            if _better(loss, sop, best, best_sop):
                 best, best_sop, scales[i] = loss, sop, f
         neurons[i].scale.copy_(base_scales[i] * scales[i])
     bar.close()

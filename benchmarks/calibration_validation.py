@@ -5,13 +5,14 @@ evaluates it on the next `n_val` images of the same seeded permutation of the tr
 which the calibration never saw. Prints one JSON line: the chosen values, the calibration
 loss, the accuracy at powers of two and L_1 on those images.
 
-    python benchmarks/calibration_validation.py MODEL SCALE_GRID [T_MAX] [N_VAL] [TARGET_STEPS]
+    python benchmarks/calibration_validation.py MODEL SCALE_GRID [T_MAX] [N_VAL] [TARGET_STEPS] [NUM_IMAGES]
     python benchmarks/calibration_validation.py vgg16 1.0 128 1000           # dtif-auto
     python benchmarks/calibration_validation.py vgg16 0.7,0.8,0.9,1.0 128 1000
 
 SCALE_GRID is `calibrate_dtif(scale_grid=...)`; "1.0" is the plain search. TARGET_STEPS is
 `calibrate_dtif(target_steps=...)` (the loss looks at T = 1..2 x TARGET_STEPS); by default
-T_MAX / 8, as `latency.py` uses.
+T_MAX / 8, as `latency.py` uses. NUM_IMAGES is `calibrate_dtif(num_images=...)`, the images
+the search's loss is measured on (default 128).
 """
 
 import json
@@ -33,6 +34,7 @@ grid = tuple(float(v) for v in sys.argv[2].split(","))
 T = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 nval = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 target = int(sys.argv[5]) if len(sys.argv) > 5 else T // 8
+num_images = int(sys.argv[6]) if len(sys.argv) > 6 else 128
 tag = f"fashion-mnist-{model_name}-w{RECIPES[model_name][0]:g}"  # the shipped weights
 torch.set_num_threads(2)
 model = load_checkpoint(CHECKPOINTS / f"{tag}.pt").model.eval()
@@ -47,7 +49,15 @@ with torch.inference_mode():
 loader = [(xs[i : i + 250], ys[i : i + 250]) for i in range(0, nval, 250)]
 m = METHODS["dtif-auto"]
 t0 = time.time()
-cal = calibrate_dtif(model, calib, target_steps=target, base=m.neuron, norm=m.norm, scale_grid=grid)
+cal = calibrate_dtif(
+    model,
+    calib,
+    target_steps=target,
+    base=m.neuron,
+    norm=m.norm,
+    scale_grid=grid,
+    num_images=num_images,
+)
 ts = time.time() - t0
 ev = evaluate(cal.snn, loader, T, progress=False)
 acc = [round(a * 100, 2) for a in ev.accuracy]  # fractions -> %
@@ -57,6 +67,7 @@ print(
             "model": model_name,
             "grid": grid,
             "target_steps": target,
+            "num_images": num_images,
             "search_s": round(ts),
             "ann": ann_acc,
             "alpha": cal.alpha,

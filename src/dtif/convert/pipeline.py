@@ -1,7 +1,7 @@
 """`convert`: the ordered passes that turn a trained ANN into a spiking network.
 
 prepare (trace -> check_supported -> remove_dropout -> fold_batchnorm -> canonicalize_relu ->
-apply_pool_policy) -> calibrate (collect_scales) -> build (replace_relu, max-pool gates,
+apply_pool_policy -> use_fast_pools) -> calibrate (collect_scales) -> build (replace_relu, max-pool gates,
 check reshapes, split_static).
 """
 
@@ -18,7 +18,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from dtif.convert.dropout import remove_dropout
 from dtif.convert.fold_bn import fold_batchnorm
 from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
-from dtif.convert.pooling import MaxPoolPolicy, apply_pool_policy
+from dtif.convert.pooling import MaxPoolPolicy, apply_pool_policy, use_fast_pools
 from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
 from dtif.convert.static import _dynamic_nodes, split_static
 from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
@@ -61,6 +61,7 @@ def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphM
     gm = fold_batchnorm(gm)
     gm = canonicalize_relu(gm)
     gm = apply_pool_policy(gm, maxpool)
+    gm = use_fast_pools(gm)
     _check_finite(gm)
     return gm
 

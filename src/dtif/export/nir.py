@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from dtif.convert.pooling import AvgPool2x2
 from dtif.convert.static import split_static
 from dtif.errors import UnsupportedOpsError
 from dtif.neurons import DTIFParams, IFParams
@@ -319,6 +320,7 @@ _EXPORTERS: dict[Any, Exporter] = {
     nn.Conv2d: _conv2d,
     nn.Linear: _linear,
     nn.AvgPool2d: _avgpool2d,
+    AvgPool2x2: _avgpool2d,
     nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
     nn.Flatten: _reshape,
     nn.Identity: _identity,

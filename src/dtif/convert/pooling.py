@@ -1,7 +1,7 @@
 """Pooling passes: the max-pool policy, and a faster twin of the common 2x2 average pool.
 
 Max-pool policy: make every max-pool a module, then swap it for average pooling if asked.
-Fast pools: torch's avg_pool2d in the default (NCHW) layout is slow on CPU (18% of the demo
+Fast pools: torch's avg_pool2d in the default (NCHW) layout is slow on CPU (18% of the width-1
 cnn's simulation); `AvgPool2x2` gives the same values 3 to 4 times faster there
 (benchmarks/pool_speed.py). The swap is made in the reference ANN, so the simulation and
 the dense ANN it is compared with both use it.

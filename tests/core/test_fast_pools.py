@@ -52,7 +52,11 @@ def _pools(model: nn.Module) -> list[nn.Module]:
 
 
 def test_only_plain_2x2_pools_are_swapped() -> None:
-    plain = [nn.AvgPool2d(2), nn.AvgPool2d((2, 2), stride=2), nn.AvgPool2d(2, padding=0)]
+    plain = [
+        nn.AvgPool2d(2),
+        nn.AvgPool2d((2, 2), stride=2),
+        nn.AvgPool2d([2, 2], stride=[2, 2], padding=[0, 0]),
+    ]
     other = [
         nn.AvgPool2d(3),
         nn.AvgPool2d(2, stride=1),

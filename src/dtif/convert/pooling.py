@@ -106,11 +106,14 @@ def _is_plain_2x2(pool: nn.Module) -> bool:
     """An nn.AvgPool2d with kernel 2, stride 2, no padding, floor mode and no divisor override."""
     if type(pool) is not nn.AvgPool2d:
         return False
-    pair = {2, (2, 2)}
+
+    def pair(v: object) -> tuple[object, ...]:  # 2, (2, 2) and [2, 2] alike
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
     return (
-        pool.kernel_size in pair
-        and pool.stride in pair
-        and pool.padding in {0, (0, 0)}
+        pair(pool.kernel_size) == (2, 2)
+        and pair(pool.stride) == (2, 2)
+        and pair(pool.padding) == (0, 0)
         and not pool.ceil_mode
         and pool.divisor_override is None
     )

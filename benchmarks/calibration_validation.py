@@ -29,53 +29,66 @@ from dtif.data.loaders import calibration_subset
 from dtif.methods import METHODS
 from dtif.sim.evaluate import evaluate
 
-model_name = sys.argv[1]
-grid = tuple(float(v) for v in sys.argv[2].split(","))
-T = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-nval = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
-target = int(sys.argv[5]) if len(sys.argv) > 5 else T // 8
-num_images = int(sys.argv[6]) if len(sys.argv) > 6 else 128
-tag = f"fashion-mnist-{model_name}-w{RECIPES[model_name][0]:g}"  # the shipped weights
-torch.set_num_threads(2)
-model = load_checkpoint(CHECKPOINTS / f"{tag}.pt").model.eval()
-train = load_dataset("fashion-mnist", "train")
-calib = calibration_subset(train, 1000, seed=0)
-perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-val_idx = perm[1000 : 1000 + nval]  # calibration_subset took perm[:1000]
-xs = torch.stack([train[int(i)][0] for i in val_idx])
-ys = torch.tensor([int(train[int(i)][1]) for i in val_idx])
-with torch.inference_mode():
-    ann_acc = float((model(xs).argmax(1) == ys).float().mean()) * 100
-loader = [(xs[i : i + 250], ys[i : i + 250]) for i in range(0, nval, 250)]
-m = METHODS["dtif-auto"]
-t0 = time.time()
-cal = calibrate_dtif(
-    model,
-    calib,
-    target_steps=target,
-    base=m.neuron,
-    norm=m.norm,
-    scale_grid=grid,
-    num_images=num_images,
-)
-ts = time.time() - t0
-ev = evaluate(cal.snn, loader, T, progress=False)
-acc = [round(a * 100, 2) for a in ev.accuracy]  # fractions -> %
-print(
-    json.dumps(
-        {
-            "model": model_name,
-            "grid": grid,
-            "target_steps": target,
-            "num_images": num_images,
-            "search_s": round(ts),
-            "ann": ann_acc,
-            "alpha": cal.alpha,
-            "v0": cal.v0,
-            "scale": cal.scale_factor,
-            "loss": cal.loss,
-            "acc_pow2": {t: acc[t - 1] for t in [1, 2, 4, 8, 16, 32, 64, 128] if t <= T},
-            "L1": ev.latency(1.0),
-        }
+
+def held_out(n_val: int) -> tuple[object, torch.Tensor, torch.Tensor]:
+    """The calibration subset of `latency.py` (1,000 training images, seed 0), and the next
+    `n_val` images of the same seeded permutation of the training split with their labels."""
+    train = load_dataset("fashion-mnist", "train")
+    calib = calibration_subset(train, 1000, seed=0)
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    val_idx = perm[1000 : 1000 + n_val]  # calibration_subset took perm[:1000]
+    xs = torch.stack([train[int(i)][0] for i in val_idx])
+    ys = torch.tensor([int(train[int(i)][1]) for i in val_idx])
+    return calib, xs, ys
+
+
+def main() -> None:
+    model_name = sys.argv[1]
+    grid = tuple(float(v) for v in sys.argv[2].split(","))
+    T = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+    nval = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+    target = int(sys.argv[5]) if len(sys.argv) > 5 else T // 8
+    num_images = int(sys.argv[6]) if len(sys.argv) > 6 else 128
+    tag = f"fashion-mnist-{model_name}-w{RECIPES[model_name][0]:g}"  # the shipped weights
+    torch.set_num_threads(2)
+    model = load_checkpoint(CHECKPOINTS / f"{tag}.pt").model.eval()
+    calib, xs, ys = held_out(nval)
+    with torch.inference_mode():
+        ann_acc = float((model(xs).argmax(1) == ys).float().mean()) * 100
+    loader = [(xs[i : i + 250], ys[i : i + 250]) for i in range(0, nval, 250)]
+    m = METHODS["dtif-auto"]
+    t0 = time.time()
+    cal = calibrate_dtif(
+        model,
+        calib,
+        target_steps=target,
+        base=m.neuron,
+        norm=m.norm,
+        scale_grid=grid,
+        num_images=num_images,
     )
-)
+    ts = time.time() - t0
+    ev = evaluate(cal.snn, loader, T, progress=False)
+    acc = [round(a * 100, 2) for a in ev.accuracy]  # fractions -> %
+    print(
+        json.dumps(
+            {
+                "model": model_name,
+                "grid": grid,
+                "target_steps": target,
+                "num_images": num_images,
+                "search_s": round(ts),
+                "ann": ann_acc,
+                "alpha": cal.alpha,
+                "v0": cal.v0,
+                "scale": cal.scale_factor,
+                "loss": cal.loss,
+                "acc_pow2": {t: acc[t - 1] for t in [1, 2, 4, 8, 16, 32, 64, 128] if t <= T},
+                "L1": ev.latency(1.0),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

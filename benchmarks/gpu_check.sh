@@ -64,7 +64,7 @@ case "$stage" in
       vgg_width=0.25  # the shipped weights: no training in a smoke run
     fi
     run 280 "$py" benchmarks/latency.py --model resnet20 --device "$device" --no-docs \
-      --runs "$runs" "${extra[@]}"
+      --runs "$runs" --resume "${extra[@]}"
     run 280 "$py" benchmarks/latency.py --model vgg16 --width "$vgg_width" --device "$device" \
       --no-docs --runs "$runs" --resume "${extra[@]}"
     for f in benchmarks/results/latency_*resnet20-w1_* "benchmarks/results/latency_fashion-mnist-vgg16-w${vgg_width}_"*; do

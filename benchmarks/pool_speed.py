@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from sim_speed import machine_info
 
+from dtif.convert.pooling import four_sums
+
 SHAPES = {  # (rows = time chunk x batch 32, channels, height, width)
     "cnn pool 1": (32, 32, 28, 28),
     "cnn pool 2": (32, 64, 14, 14),
@@ -29,14 +31,10 @@ SHAPES = {  # (rows = time chunk x batch 32, channels, height, width)
 }
 
 
-def four_sums(x: torch.Tensor) -> torch.Tensor:
-    """avg_pool2d(x, 2) as (x00 + x01 + x10 + x11) / 4, in the kernel's order."""
+def cropped_four_sums(x: torch.Tensor) -> torch.Tensor:
+    """avg_pool2d(x, 2) as `four_sums` (the kernel's order), odd sizes cropped as torch does."""
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    x = x[..., :h, :w]
-    out = x[..., 0::2, 0::2] + x[..., 0::2, 1::2]
-    out += x[..., 1::2, 0::2]
-    out += x[..., 1::2, 1::2]
-    return out.div_(4.0)
+    return four_sums(x[..., :h, :w])
 
 
 def median_ms(fn, x: torch.Tensor, repeats: int = 7, inner: int = 20) -> float:
@@ -63,14 +61,14 @@ def main() -> None:
             if data == "spikes":
                 x = (x > 1.2).float()  # about 12% ones, as the layers fire
             ref = F.avg_pool2d(x, 2)
-            same = torch.equal(ref, four_sums(x))
+            same = torch.equal(ref, cropped_four_sums(x))
             xc = x.contiguous(memory_format=torch.channels_last)
             row = {
                 "layer": name,
                 "shape": list(shape),
                 "data": data,
                 "avg_pool2d_ms": median_ms(lambda t: F.avg_pool2d(t, 2), x),
-                "four_sums_ms": median_ms(four_sums, x),
+                "four_sums_ms": median_ms(cropped_four_sums, x),
                 "channels_last_ms": median_ms(lambda t: F.avg_pool2d(t, 2), xc),
                 "same_bits": same,
             }

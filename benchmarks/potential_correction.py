@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import torch
+from calibration_validation import held_out
 from latency import CHECKPOINTS, RECIPES
 
-from dtif.calibrate import _loss
+from dtif.calibrate import _loss, search_images
 from dtif.checkpoint import load_checkpoint
 from dtif.convert.normalize import CalibrationData, PercentileNorm
 from dtif.convert.pipeline import convert
-from dtif.data import load_dataset
-from dtif.data.loaders import calibration_subset
 from dtif.metrics.layer_error import ann_activations
 from dtif.neurons import DTIFParams
 from dtif.neurons.module import _DYNAMICS, SpikingNeuron, channel_view
@@ -98,16 +97,10 @@ def main() -> None:
     params = DTIFParams(
         alpha=tuple(used["alpha"]), v0=tuple(used["v0"]), theta_min=used["theta_min"]
     )
-    train = load_dataset("fashion-mnist", "train")
-    calib = calibration_subset(train, 1000, seed=0)
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-    val_idx = perm[1000:2000]  # calibration_subset took perm[:1000]
-    xs = torch.stack([train[int(i)][0] for i in val_idx])
-    ys = torch.tensor([int(train[int(i)][1]) for i in val_idx])
+    calib, xs, ys = held_out(1000)
     loader = [(xs[i : i + 250], ys[i : i + 250]) for i in range(0, 1000, 250)]
     images = torch.cat(list(CalibrationData(calib)))
-    pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))[:128]
-    search_x = images[pick]  # the 128 images calibrate_dtif's search uses
+    search_x = search_images(CalibrationData(calib), 128, seed=0)  # as calibrate_dtif's
     for variant in variants:
         SHIFTS.clear()
         snn = convert(model, calib, neuron=params, norm=PercentileNorm(99.9))

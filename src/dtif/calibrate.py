@@ -83,6 +83,13 @@ def _set(neurons: Sequence[SpikingNeuron], alphas: Sequence[float], v0s: Sequenc
         m.params = replace(m.params, alpha=float(a), v0=float(v))
 
 
+def search_images(data: CalibrationData, num_images: int, seed: int) -> torch.Tensor:
+    """The seeded subset of calibration images that the search measures its loss on."""
+    images = torch.cat([b for b in data])
+    gen = torch.Generator().manual_seed(seed)
+    return images[torch.randperm(images.shape[0], generator=gen)[: min(num_images, len(images))]]
+
+
 def _better(loss: float, sop: float, best: float, best_sop: float) -> bool:
     """A lower loss wins; within 1e-9 of a tie, fewer synaptic operations win."""
     return loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop)
@@ -149,10 +156,7 @@ def calibrate_dtif(
     neurons = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
     if not neurons or not all(isinstance(m.params, DTIFParams) for m in neurons):
         raise InputError("calibrate_dtif needs a network of DTIF neurons")
-    images = torch.cat([b for b in data])
-    gen = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(images.shape[0], generator=gen)[: min(num_images, images.shape[0])]
-    x = images[pick].to(snn.device)
+    x = search_images(data, num_images, seed).to(snn.device)
     with torch.inference_mode():
         ann_logits = snn.ann(x)
     horizon = 2 * target_steps

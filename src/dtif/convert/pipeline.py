@@ -1,8 +1,8 @@
 """`convert`: the ordered passes that turn a trained ANN into a spiking network.
 
 prepare (trace -> check_supported -> remove_dropout -> fold_batchnorm -> canonicalize_relu ->
-apply_pool_policy -> use_fast_pools) -> calibrate (collect_scales) -> build (replace_relu, max-pool gates,
-check reshapes, split_static).
+apply_pool_policy -> use_fast_pools) -> calibrate (collect_scales) -> build (replace_relu,
+max-pool gates, check reshapes, split_static).
 """
 
 from __future__ import annotations

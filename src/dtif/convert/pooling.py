@@ -96,10 +96,15 @@ class AvgPool2x2(nn.AvgPool2d):
             or not x.is_contiguous()
         ):
             return super().forward(x)
-        out = x[:, :, 0::2, 0::2] + x[:, :, 0::2, 1::2]
-        out += x[:, :, 1::2, 0::2]
-        out += x[:, :, 1::2, 1::2]
-        return out.div_(4.0)
+        return four_sums(x)
+
+
+def four_sums(x: torch.Tensor) -> torch.Tensor:
+    """(x00 + x01 + x10 + x11) / 4 over the 2x2 windows of the last two dims (even sizes)."""
+    out = x[..., 0::2, 0::2] + x[..., 0::2, 1::2]
+    out += x[..., 1::2, 0::2]
+    out += x[..., 1::2, 1::2]
+    return out.div_(4.0)
 
 
 def _is_plain_2x2(pool: nn.Module) -> bool:

@@ -14,11 +14,9 @@ from dtif.errors import (
 from dtif.export import export_nir, import_nir
 from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
-from dtif.sim.engine import SimulationResult, simulate
-from dtif.sim.evaluate import Evaluation, evaluate
-from dtif.sim.network import SpikingNetwork
-
-__version__ = "0.1.0"
+from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
+from dtif.sim.allocator import keep_freed_memory
+from dtif.version import __version__
 
 __all__ = [
     "DTIF",
@@ -45,6 +43,7 @@ __all__ = [
     "evaluate",
     "export_nir",
     "import_nir",
+    "keep_freed_memory",
     "latency",
     "simulate",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,14 +23,27 @@ from dtif.errors import OutputError
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "ensure_writable_dir"]
 
 
-def _new_file_mode(path: Path) -> int:
-    """The permission bits the target would get from a plain ``open(path, "w")``."""
+def _existing_mode(path: Path) -> int | None:
+    """The permission bits of an existing target, or None."""
     try:
         return path.stat().st_mode & 0o7777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return None
+
+
+def _temp_file(directory: Path, name: str) -> tuple[int, Path]:
+    """Create a new temporary file beside the target, with the mode a plain ``open`` gives.
+
+    The file is created with mode 0o666, which the kernel reduces by the process's umask, so
+    the umask is applied without reading or changing it.
+    """
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -53,19 +67,20 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obj
     if target.is_dir():
         raise OutputError(f"cannot write {target}: it is a directory. Choose a file name.")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = _temp_file(directory, target.name)
     except OSError as err:
         raise OutputError(
             f"cannot write {target}: directory {directory} is not writable ({err.strerror or err}). "
             "Fix its permissions or choose another output directory."
         ) from err
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(target))
+        mode = _existing_mode(target)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as err:
         with contextlib.suppress(OSError):

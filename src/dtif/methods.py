@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from dtif.calibrate.search import START, calibrate_dtif
 from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.convert.options import MaxPoolPolicy, from_dict, to_dict
+from dtif.convert.pipeline import convert
 from dtif.errors import InputError
-from dtif.neurons import DTIFParams, IFParams
-from dtif.neurons.module import NeuronParams
+from dtif.neurons import DTIFParams, IFParams, NeuronParams
+from dtif.sim.network import SpikingNetwork
 
 AUTO = "dtif-auto"
 
@@ -38,18 +44,40 @@ class Method:
     def to_dict(self) -> dict[str, Any]:
         d = {
             "name": self.name,
-            "neuron": {"type": type(self.neuron).__name__, **asdict(self.neuron)},
-            "norm": {"type": type(self.norm).__name__, **asdict(self.norm)},
+            "neuron": to_dict(self.neuron),
+            "norm": to_dict(self.norm),
             "description": self.description,
             "auto": self.auto,
         }
         if self.alpha_grid is not None:
             d["alpha_grid"] = list(self.alpha_grid)
         if self.auto:  # results of an older search do not match, so --resume reruns them
-            from dtif.calibrate import START
-
             d["search_start"] = list(START)
         return d
+
+    def build(
+        self,
+        model: nn.Module,
+        calib: torch.Tensor,
+        maxpool: MaxPoolPolicy,
+        target_steps: int,
+        progress: bool = False,
+    ) -> SpikingNetwork:
+        """Convert `model` with this method; an auto method calibrates DTIF on `calib` first."""
+        if not self.auto:
+            return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
+        base = self.neuron if isinstance(self.neuron, DTIFParams) else None
+        grid = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        return calibrate_dtif(
+            model,
+            calib,
+            target_steps=target_steps,
+            base=base,
+            norm=self.norm,
+            maxpool=maxpool,
+            progress=progress,
+            **grid,
+        ).snn
 
 
 # The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
@@ -130,37 +158,14 @@ METHODS: dict[str, Method] = {
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")
 
-_NEURONS: dict[str, type] = {
-    "IF": IFParams,
-    "IFParams": IFParams,
-    "DTIF": DTIFParams,
-    "DTIFParams": DTIFParams,
-}
-_NORMS: dict[str, type] = {"MaxNorm": MaxNorm, "PercentileNorm": PercentileNorm}
 
-
-def _build(table: dict[str, type], spec: object, what: str, source: str) -> Any:
-    if not isinstance(spec, dict):
-        raise InputError(
-            f'{source}: {what} must be a mapping like {{"type": ..., ...}}, got {spec!r}'
-        )
-    kind = spec.get("type")
-    if kind not in table:
-        raise InputError(f"{source}: {what} type must be one of {sorted(table)}, got {kind!r}")
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
-    try:
-        return table[kind](**kwargs)
-    except TypeError as err:
-        raise InputError(f"{source}: bad {what} parameters {kwargs}: {err}") from err
-
-
-def neuron_from_dict(spec: object, source: str) -> IFParams | DTIFParams:
+def neuron_from_dict(spec: object, source: str) -> NeuronParams:
     """Neuron parameters from a mapping {"type": "IF" | "DTIF" (or the class name), fields}.
 
     Raises:
         InputError: not such a mapping, or bad fields; the message names `source`.
     """
-    neuron: IFParams | DTIFParams = _build(_NEURONS, spec, "neuron", source)
+    neuron: NeuronParams = from_dict(spec, "neuron", source)
     return neuron
 
 
@@ -195,7 +200,7 @@ def method_from_file(path: Path) -> Method:
             f"{path}: a method spec needs a 'neuron' mapping (and optionally 'norm', 'name')"
         )
     neuron = neuron_from_dict(spec["neuron"], str(path))
-    norm = _build(_NORMS, spec.get("norm", {"type": "MaxNorm"}), "norm", str(path))
+    norm = from_dict(spec.get("norm", {"type": "MaxNorm"}), "norm", str(path))
     name = str(spec.get("name", path.stem))
     return Method(
         name,

@@ -15,9 +15,9 @@ from cli_helpers import NUM_TEST, NUM_TRAIN, CliResult, run_dtif, workload
 from threads import one_thread
 
 from dtif.checkpoint import load_checkpoint, load_snn
+from dtif.convert import PercentileNorm
 from dtif.data import calibration_subset, load_dataset
 from dtif.methods import DEFAULT_METHODS, METHODS
-from dtif.report.compare import build_snn_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEPS = 8
@@ -144,7 +144,7 @@ def test_compare_resume_reuses_finished_methods(
     def no_conversion(*args: object, **kw: object) -> None:
         raise AssertionError("--resume must reuse the finished methods")
 
-    monkeypatch.setattr("dtif.report.compare.build_snn_for", no_conversion)
+    monkeypatch.setattr("dtif.methods.Method.build", no_conversion)
     res = run_dtif(
         "compare", *workload(checkpoint, data_dir, num_steps=STEPS),
         "--methods", ",".join(COMPARED), "--out", out, "--resume",
@@ -237,11 +237,11 @@ def test_convert_saves_an_snn_that_matches_a_fresh_conversion(
     assert res.out.strip() == f"wrote {out}: 4 spiking layers (dtif)"
     loaded = load_snn(out)
     assert loaded.meta["method"] == "dtif"
-    assert loaded.meta["norm"] == {"type": "PercentileNorm", "p": 99.9, "channelwise": False}
+    assert loaded.meta["norm"] == PercentileNorm(99.9)
 
     ckpt = load_checkpoint(checkpoint)
     calib = calibration_subset(load_dataset("fashion-mnist", "train", str(data_dir)), CALIB, 0)
-    fresh = build_snn_for(METHODS["dtif"], ckpt.model, calib, "error", target_steps=1)
+    fresh = METHODS["dtif"].build(ckpt.model, calib, "error", target_steps=1)
     x = load_dataset("fashion-mnist", "test", str(data_dir)).images[:16]
     with torch.no_grad():
         a, b = loaded.simulate(x, num_steps=STEPS), fresh.simulate(x, num_steps=STEPS)

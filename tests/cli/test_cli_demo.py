@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from cli_helpers import run_dtif
 
-import dtif.cli as cli
+import dtif.cli.commands as cli
 import dtif.train as train_module
+import dtif.train.steps as train_steps
 from dtif.methods import DEFAULT_METHODS
 from dtif.train import TrainConfig
 
@@ -83,7 +84,7 @@ def test_demo_quick_trains_compares_then_reuses(
     assert (run_dir / "compare" / "accuracy_vs_steps.png").read_bytes()[:8] == PNG_MAGIC
 
     # A second run reuses the finished checkpoint instead of training again.
-    monkeypatch.setattr(train_module, "_train_step", lambda *a: pytest.fail("trained again"))
+    monkeypatch.setattr(train_steps, "train_step", lambda *a: pytest.fail("trained again"))
     monkeypatch.setattr(cli, "run_compare", lambda args, title="": {})
     again = run_dtif(*args)
     assert again.code == 0, again.err

@@ -14,7 +14,7 @@ import pytest
 import torch
 from cli_helpers import CliResult, run_dtif, workload
 
-import dtif.train as train_module
+import dtif.train.steps as train_steps
 from dtif.data.idx import idx_file_names
 
 TINY_TRAIN = ("--width", "0.125", "--batch-size", "32", "--train-limit", "64", "--device", "cpu")
@@ -116,7 +116,7 @@ def test_interrupted_training_resumes(
 ) -> None:
     out = tmp_path / "run"
     args = ["train", *TINY_TRAIN, "--test-limit", "32", "--epochs", "2", "--data-dir", data_dir]
-    real_step = train_module._train_step
+    real_step = train_steps.train_step
     calls = {"n": 0}
 
     def interrupted_step(*a: object) -> tuple[float, int]:
@@ -125,12 +125,12 @@ def test_interrupted_training_resumes(
             raise KeyboardInterrupt
         return real_step(*a)
 
-    monkeypatch.setattr(train_module, "_train_step", interrupted_step)
+    monkeypatch.setattr(train_steps, "train_step", interrupted_step)
     res = run_dtif(*args, "--out", out)
     assert res.code == 130 and "Traceback" not in res.err
     assert "interrupted during epoch 2; epoch 1 is saved" in res.out and "--resume" in res.out
     assert json.loads((out / "train.json").read_text())["epochs_done"] == 1
-    monkeypatch.setattr(train_module, "_train_step", real_step)
+    monkeypatch.setattr(train_steps, "train_step", real_step)
 
     again = run_dtif(*args, "--out", out)  # without --resume: refused, the run is kept
     assert_clean_error(again, "train", "already holds a training run", "--resume")

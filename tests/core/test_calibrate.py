@@ -15,7 +15,7 @@ from dtif.calibrate import ALPHA_GRID, V0_GRID, calibrate_dtif
 from dtif.errors import InputError
 from dtif.methods import METHODS, get_method
 from dtif.neurons import DTIFParams, IFParams
-from dtif.neurons.module import SpikingNeuron
+from dtif.nn.neuron import SpikingNeuron
 from dtif.report.compare import compare_methods
 
 
@@ -49,7 +49,7 @@ def test_returns_valid_per_layer_values() -> None:
     for m, a, v in zip(neurons, cal.alpha, cal.v0):  # the network runs with what it reports
         assert isinstance(m.params, DTIFParams)
         assert (m.params.alpha, m.params.v0) == (a, v)
-    assert cal.snn.meta["neuron_params"].alpha == cal.alpha
+    assert cal.snn.meta["neuron"].alpha == cal.alpha
     assert 0.0 <= cal.loss < float("inf")
     assert len(cal.history) == 2 * len(ALPHA_GRID) * len(V0_GRID)
     # The greedy search never ends worse than the best candidate of the last layer it tried.
@@ -93,32 +93,6 @@ def test_bad_arguments() -> None:
         calibrate_dtif(_net(), _calib(), target_steps=0)
     with pytest.raises(InputError, match="alpha_grid"):
         calibrate_dtif(_net(), _calib(), alpha_grid=())
-    with pytest.raises(InputError, match="scale factors"):
-        calibrate_dtif(_net(), _calib(), scale_grid=(1.0, 0.0))
-
-
-def test_scale_grid_default_keeps_the_scales() -> None:
-    cal = _calibrate()
-    assert cal.scale_factor == (1.0, 1.0)
-    assert {h["scale_factor"] for h in cal.history} == {1.0}
-
-
-def test_scale_grid_scales_each_layer_by_the_chosen_factor() -> None:
-    plain = _calibrate()
-    cal = _calibrate(scale_grid=(0.5, 0.8))
-    neurons = [m for m in cal.snn.layers() if isinstance(m, SpikingNeuron)]
-    assert len(cal.scale_factor) == 2 and set(cal.scale_factor) <= {0.5, 0.8, 1.0}
-    base = [m.scale for m in plain.snn.layers() if isinstance(m, SpikingNeuron)]
-    for m, s, f in zip(neurons, base, cal.scale_factor):  # lambda times the chosen factor
-        assert torch.equal(m.scale, s * f)
-    # Per layer: 24 (alpha, v0) candidates, then the two factors other than 1.
-    assert len(cal.history) == 2 * (len(ALPHA_GRID) * len(V0_GRID) + 2)
-    # The first layer's (alpha, v0) candidates are the plain search's, so its choice is too;
-    # the factor is only kept when it lowers the loss.
-    assert (cal.alpha[0], cal.v0[0]) == (plain.alpha[0], plain.v0[0])
-    assert cal.snn.meta["calibration"]["scale_factor"] == list(cal.scale_factor)
-    again = _calibrate(scale_grid=(0.5, 0.8))
-    assert (again.scale_factor, again.loss) == (cal.scale_factor, cal.loss)
 
 
 class _Tracked:
@@ -134,17 +108,17 @@ class _Tracked:
 
 
 def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dtif.calibrate
+    import dtif.methods
 
     seen: list[int] = []
-    real = dtif.calibrate.calibrate_dtif
+    real = dtif.methods.calibrate_dtif
 
     def spy(model: nn.Module, calib: object, **kw: Any) -> Any:
         seen.append(loader.reads)
         assert torch.equal(torch.as_tensor(calib), calib_x)  # only the calibration images
         return real(model, calib, **kw)
 
-    monkeypatch.setattr(dtif.calibrate, "calibrate_dtif", spy)
+    monkeypatch.setattr(dtif.methods, "calibrate_dtif", spy)
     calib_x = _calib()
     gen = torch.Generator().manual_seed(5)
     loader = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import dtif
-from dtif.neurons.module import NeuronParams, SpikingNeuron
+from dtif.neurons import NeuronParams
+from dtif.nn.neuron import SpikingNeuron
 
 NEURONS: dict[str, NeuronParams] = {
     "IF": dtif.IF(),

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import dtif
-from dtif.neurons.module import NeuronParams
+from dtif.neurons import NeuronParams
 
 NUM_STEPS = 2048
 BATCH = 100

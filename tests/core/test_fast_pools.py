@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import dtif
-from dtif.convert.pooling import AvgPool2x2
 from dtif.neurons import DTIFParams, IFParams
+from dtif.nn.pooling import AvgPool2x2
 
 pipeline = importlib.import_module("dtif.convert.pipeline")  # `dtif.convert` is also a function
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import dtif
+from dtif.calibrate.layer_error import layer_errors
 from dtif.errors import InputError
-from dtif.metrics.layer_error import layer_errors
 
 
 def _mlp() -> nn.Module:

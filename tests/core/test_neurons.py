@@ -25,7 +25,7 @@ from dtif.neurons import (
     if_initial_state,
     if_step,
 )
-from dtif.neurons.module import is_graded
+from dtif.nn.neuron import is_graded
 
 
 def run_if(inputs: list[float], params: IFParams) -> tuple[list[float], list[float]]:

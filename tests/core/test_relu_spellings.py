@@ -11,7 +11,7 @@ from torch import fx, nn
 
 import dtif
 from dtif.convert.support import is_relu
-from dtif.neurons.module import SpikingNeuron
+from dtif.nn.neuron import SpikingNeuron
 
 Act = Callable[[torch.Tensor], torch.Tensor]
 

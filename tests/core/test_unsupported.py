@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dtif
-from dtif.sim.layers import SpikeMaxPool
+from dtif.nn.layers import SpikeMaxPool
 
 
 def offender_lines(err: pytest.ExceptionInfo[dtif.UnsupportedOpsError]) -> list[str]:

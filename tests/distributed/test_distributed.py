@@ -25,16 +25,16 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
-from dtif import distributed
 from dtif.checkpoint import load_checkpoint
 from dtif.cli import main
 from dtif.data import make_loader
 from dtif.errors import InputError
 from dtif.methods import METHODS
-from dtif.neurons.module import SpikingNeuron
-from dtif.report.compare import build_snn_for
+from dtif.nn.neuron import SpikingNeuron
+from dtif.sim import distributed
 from dtif.sim.evaluate import Totals, evaluate
-from dtif.train import TrainConfig, _rank_batches, train
+from dtif.train import TrainConfig, train
+from dtif.train.steps import rank_batches
 
 _FAKES = Path(__file__).parents[1] / "train" / "train_fakes.py"
 NUM_TEST = 41  # odd, not a multiple of the batch size: an even split would need padding
@@ -91,7 +91,7 @@ def test_shard_without_a_group_is_the_dataset() -> None:
 def test_rank_batches_split_each_batch_and_weight_the_loss() -> None:
     loader = [(torch.arange(n).float()[:, None], torch.arange(n)) for n in (7, 4, 1)]
     for world in (1, 2, 3):
-        parts = [list(_rank_batches(loader, r, world)) for r in range(world)]
+        parts = [list(rank_batches(loader, r, world)) for r in range(world)]
         for step, (_, labels) in enumerate(loader):
             got = torch.cat([parts[r][step][1] for r in range(world)])
             weights = [parts[r][step][2] for r in range(world)]
@@ -104,7 +104,7 @@ def test_rank_batches_split_each_batch_and_weight_the_loss() -> None:
 def test_evaluate_with_reduce_hook_matches_plain(run_dir: Path) -> None:
     ckpt = load_checkpoint(run_dir / "run" / "checkpoint.pt")
     x = torch.randn(12, 1, 28, 28)
-    snn = build_snn_for(METHODS["dtif"], ckpt.model, x, "error", target_steps=1)
+    snn = METHODS["dtif"].build(ckpt.model, x, "error", target_steps=1)
     batches = [(x[:5], torch.arange(5)), (x[5:], torch.arange(7))]
     seen: list[Totals | None] = []
 
@@ -161,7 +161,7 @@ def _check_thresholds_agree(root: Path, rank: int) -> None:
     """Ranks that calibrate on different images still end with rank 0's thresholds."""
     model = load_checkpoint(root / "run" / "checkpoint.pt").model
     calib = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(rank))
-    snn = build_snn_for(METHODS["dtif"], model, calib, "error", target_steps=1)
+    snn = METHODS["dtif"].build(model, calib, "error", target_steps=1)
     neurons = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
     neurons[0].params = dataclasses.replace(neurons[0].params, alpha=float(rank))
     scales = torch.cat([b.reshape(-1) for b in snn.buffers()])

@@ -24,8 +24,8 @@ from fuzz_models import RELU_SPELLINGS, Act, Case, check_case
 from torch import nn
 
 import dtif
-from dtif.sim.context import RunContext, bind
-from dtif.sim.layers import SpikeMaxPool
+from dtif.nn.context import RunContext, bind
+from dtif.nn.layers import SpikeMaxPool
 
 STATEMENTS = [s for s in RELU_SPELLINGS if s.endswith("stmt")]
 

@@ -32,7 +32,7 @@ def _count_evaluate(monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None) -
     calls: list[str] = []
 
     def evaluate(snn: Any, *args: Any, **kw: Any) -> Any:
-        calls.append(snn.meta["norm"]["type"])
+        calls.append(type(snn.meta["norm"]).__name__)
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt
         return real(snn, *args, **kw)

@@ -1,4 +1,4 @@
-"""`keep_freed_memory`: set once per process on glibc, skipped when the user opts out."""
+"""`keep_freed_memory`: an explicit opt-in that the CLI takes; the library never sets it."""
 
 from __future__ import annotations
 
@@ -11,23 +11,28 @@ import pytest
 
 from dtif.sim.allocator import ENV_SWITCH, keep_freed_memory
 
-PROBE = (
+SIMULATE = (
     "import torch, dtif\n"
-    "from dtif.sim import allocator\n"
     "snn = dtif.convert(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()),"
     " torch.rand(8, 4))\n"
     "snn.simulate(torch.rand(2, 4), 4)\n"
+)
+REPORT = (
+    "from dtif.sim import allocator\n"
     "called = allocator.keep_freed_memory.cache_info().currsize == 1\n"
     "print(allocator.keep_freed_memory() if called else None)\n"
 )
+CLI = "import contextlib, io\nfrom dtif.cli import main\n" + (
+    "with contextlib.redirect_stdout(io.StringIO()):\n    main(['compare', '--list-methods'])\n"
+)
 
 
-def probe(**env: str) -> str:
-    """What a fresh process that ran one simulation says about the allocator setting."""
+def probe(code: str, **env: str) -> str:
+    """What a fresh process that ran `code` says about the allocator setting."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     clean.pop(ENV_SWITCH, None)
     out = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code + REPORT],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -41,11 +46,15 @@ def test_idempotent() -> None:
     assert keep_freed_memory() is keep_freed_memory()
 
 
+def test_the_library_leaves_the_allocator_alone() -> None:
+    assert probe(SIMULATE) == "None"  # simulate never called it
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_simulate_sets_it_on_glibc() -> None:
-    assert probe() == "True"
+def test_the_cli_sets_it_on_glibc() -> None:
+    assert probe(CLI) == "True"
 
 
 def test_opt_out_and_user_settings_are_respected() -> None:
-    assert probe(**{ENV_SWITCH: "0"}) == "False"
-    assert probe(MALLOC_TRIM_THRESHOLD_="1000000") == "False"
+    assert probe(CLI, **{ENV_SWITCH: "0"}) == "False"
+    assert probe(CLI, MALLOC_TRIM_THRESHOLD_="1000000") == "False"

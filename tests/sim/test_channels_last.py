@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import dtif
-from dtif.neurons.module import SpikingNeuron
-from dtif.sim.context import LayerRecord, RunContext, bind
+from dtif.nn.context import LayerRecord, RunContext, bind
+from dtif.nn.neuron import SpikingNeuron
 
 CL = torch.channels_last
 

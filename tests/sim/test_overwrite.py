@@ -8,9 +8,9 @@ from torch import nn
 
 import dtif
 from dtif.models import create_model
-from dtif.neurons.module import SpikingNeuron
+from dtif.nn.neuron import SpikingNeuron
 from dtif.sim import engine
-from dtif.sim.engine import event_driven, overwritable_inputs
+from dtif.sim.rewrite import event_driven, overwritable_inputs
 
 
 class Branchy(nn.Module):

@@ -6,9 +6,16 @@ import pytest
 import torch
 
 import dtif
-from dtif.neurons import dtif_initial_state, dtif_payload, dtif_step, if_initial_state, if_step
-from dtif.neurons.module import NeuronParams, SpikingNeuron
-from dtif.sim.context import LayerRecord, RunContext, bind
+from dtif.neurons import (
+    NeuronParams,
+    dtif_initial_state,
+    dtif_payload,
+    dtif_step,
+    if_initial_state,
+    if_step,
+)
+from dtif.nn.context import LayerRecord, RunContext, bind
+from dtif.nn.neuron import SpikingNeuron
 
 NEURONS: dict[str, NeuronParams] = {
     "IF": dtif.IF(),

@@ -20,7 +20,7 @@ from dtif.checkpoint import (
 from dtif.errors import CheckpointError, InputError
 from dtif.models import ModelSpec
 from dtif.models import registry as model_registry
-from dtif.neurons.module import SpikingNeuron
+from dtif.nn.neuron import SpikingNeuron
 
 SPEC = ModelSpec("cnn", width=0.125)
 MEAN, STD = (0.2860,), (0.3530,)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import IO
 
 import pytest
 import torch
 
+import dtif.io
 from dtif.errors import OutputError
 from dtif.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
@@ -96,10 +96,10 @@ def test_interrupt_mid_write_keeps_old_file(
 
 
 def test_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def denied(**kwargs: object) -> tuple[int, str]:
+    def denied(*args: object) -> tuple[int, Path]:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr(dtif.io, "_temp_file", denied)
     with pytest.raises(OutputError, match=r"not writable \(Permission denied\)"):
         atomic_write_bytes(tmp_path / "x", b"data")
     assert not (tmp_path / "x").exists()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from train_fakes import NUM_TEST, NUM_TRAIN, write_fake_fashion
 
-import dtif.train as train_module
+import dtif.train.steps as train_steps
 from dtif.checkpoint import load_checkpoint
 from dtif.errors import CheckpointError, InputError
 from dtif.train import DEFAULT_LR, TrainConfig, train
@@ -111,7 +111,7 @@ def test_interrupted_run_resumes_bit_identically(
     config = _config(data_dir, epochs=2)
     reference = _quiet(config, tmp_path / "ref")
 
-    real_step = train_module._train_step
+    real_step = train_steps.train_step
     calls = {"n": 0}
 
     def interrupted_step(*args: Any) -> tuple[float, int]:
@@ -121,14 +121,14 @@ def test_interrupted_run_resumes_bit_identically(
         return real_step(*args)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(train_module, "_train_step", interrupted_step)
+    monkeypatch.setattr(train_steps, "train_step", interrupted_step)
     logs: list[str] = []
     with pytest.raises(KeyboardInterrupt):
         train(config, out, progress=False, log=logs.append)
     assert "interrupted during epoch 2; epoch 1 is saved" in logs[-1] and "--resume" in logs[-1]
     assert load_checkpoint(out / "checkpoint.pt").epoch == 1  # intact, loadable
     assert json.loads((out / "train.json").read_text())["epochs_done"] == 1
-    monkeypatch.setattr(train_module, "_train_step", real_step)
+    monkeypatch.setattr(train_steps, "train_step", real_step)
 
     resumed = _quiet(config, out, resume=True)
     assert any("resuming" in line and "after epoch 1/2" in line for line in resumed["_logs"])
@@ -156,7 +156,7 @@ def test_resume_finished_run_returns_without_training(
     def no_training(*args: Any) -> tuple[float, int]:
         raise AssertionError("a finished run must not train again")
 
-    monkeypatch.setattr(train_module, "_train_step", no_training)
+    monkeypatch.setattr(train_steps, "train_step", no_training)
     # Nor load the data: it may be gone by now (data_dir may change on resume).
     gone = dataclasses.replace(config, data_dir=str(tmp_path / "gone"))
     again = _quiet(gone, tmp_path, resume=True)

@@ -1,6 +1,16 @@
-"""Conversion passes, in the order `convert` runs them."""
+"""Conversion passes, in the order `convert` runs them, and the table of conversion options."""
 
-from dtif.convert.normalize import MaxNorm, PercentileNorm
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.convert.options import MAXPOOL_POLICIES, MaxPoolPolicy
 from dtif.convert.pipeline import build_snn, convert, prepare_ann
 
-__all__ = ["MaxNorm", "PercentileNorm", "build_snn", "convert", "prepare_ann"]
+__all__ = [
+    "MAXPOOL_POLICIES",
+    "MaxNorm",
+    "MaxPoolPolicy",
+    "Norm",
+    "PercentileNorm",
+    "build_snn",
+    "convert",
+    "prepare_ann",
+]

@@ -8,7 +8,6 @@ max-pool gates, check reshapes, split_static).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import torch
@@ -18,18 +17,17 @@ from torch.fx.passes.shape_prop import ShapeProp
 from dtif.convert.dropout import remove_dropout
 from dtif.convert.fold_bn import fold_batchnorm
 from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
-from dtif.convert.pooling import MaxPoolPolicy, apply_pool_policy, use_fast_pools
+from dtif.convert.options import MaxPoolPolicy, check_policy
+from dtif.convert.pooling import apply_pool_policy, use_fast_pools
 from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
-from dtif.convert.static import _dynamic_nodes, split_static
+from dtif.convert.static import dynamic_nodes, split_static
 from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
 from dtif.convert.trace import trace
 from dtif.errors import ConversionError, InputError, UnsupportedOpsError
-from dtif.neurons import DTIFParams, IFParams
-from dtif.neurons.module import NeuronParams, SpikingNeuron
-from dtif.sim.layers import SpikeMaxPool
+from dtif.neurons import DTIFParams, IFParams, NeuronParams
+from dtif.nn.layers import SpikeMaxPool
+from dtif.nn.neuron import SpikingNeuron
 from dtif.sim.network import SpikingNetwork
-
-_POLICIES = ("error", "avg", "gate")
 
 
 def _check_finite(gm: fx.GraphModule) -> None:
@@ -52,8 +50,7 @@ def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphM
         UnsupportedOpsError: unsupported nodes, all listed in one error.
         ConversionError: a BN that cannot be folded, or non-finite weights.
     """
-    if maxpool not in _POLICIES:
-        raise InputError(f"maxpool must be one of {_POLICIES}, got {maxpool!r}")
+    check_policy(maxpool)
     gm = trace(model)
     check_supported(gm, maxpool)
     _check_finite(gm)
@@ -134,17 +131,15 @@ def build_snn(
     gm = replace_relu(gm, make)
     if maxpool == "gate":
         modules = dict(gm.named_modules())
-        dynamic = _dynamic_nodes(gm)
+        dynamic = dynamic_nodes(gm)
         for node in gm.graph.nodes:
             mod = modules.get(str(node.target)) if node.op == "call_module" else None
             if isinstance(mod, MAXPOOL_MODULES) and node in dynamic:
                 gm.add_submodule(str(node.target), SpikeMaxPool(mod, node.name))
         gm.recompile()
-    info = dict(meta or {})
-    info.setdefault("neuron", {"type": type(neuron).__name__, **dataclasses.asdict(neuron)})
-    info.setdefault("neuron_params", neuron)
-    info.setdefault("maxpool", maxpool)
-    return SpikingNetwork(split_static(gm), ann, tuple(input_shape), info)
+    info = {**(meta or {}), "neuron": neuron, "maxpool": maxpool}
+    split = split_static(gm)
+    return SpikingNetwork(split.static, split.dynamic, ann, tuple(input_shape), info)
 
 
 def convert(
@@ -181,7 +176,7 @@ def convert(
     example = data.first()
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     scales = collect_scales(ann, data, norm)
-    meta = {"norm": {"type": type(norm).__name__, **dataclasses.asdict(norm)}}
+    meta = {"norm": norm}
     return build_snn(
         ann, tuple(example.shape[1:]), neuron, [s.to(device) for s in scales], maxpool, meta
     )

@@ -1,23 +1,19 @@
-"""Pooling passes: the max-pool policy, and a faster twin of the common 2x2 average pool.
+"""Pooling passes: the max-pool policy, and the faster twin of the common 2x2 average pool.
 
 Max-pool policy: make every max-pool a module, then swap it for average pooling if asked.
-Fast pools: torch's avg_pool2d in the default (NCHW) layout is slow on CPU (18% of the width-1
-cnn's simulation); `AvgPool2x2` gives the same values 3 to 4 times faster there
-(benchmarks/pool_speed.py). The swap is made in the reference ANN, so the simulation and
-the dense ANN it is compared with both use it.
+Fast pools: every plain 2x2 AvgPool2d becomes `AvgPool2x2` (same values, faster on CPU). The
+swap is made in the reference ANN, so the simulation and the dense ANN it is compared with
+both use it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch
 from torch import fx, nn
 
+from dtif.convert.options import MaxPoolPolicy
 from dtif.convert.support import MAXPOOL_FUNCTIONS, is_maxpool
 from dtif.errors import ConversionError
-
-MaxPoolPolicy = Literal["error", "avg", "gate"]
+from dtif.nn.pooling import AvgPool2x2
 
 _AVG = {1: nn.AvgPool1d, 2: nn.AvgPool2d}
 _MAX = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
@@ -72,39 +68,6 @@ def apply_pool_policy(gm: fx.GraphModule, policy: MaxPoolPolicy) -> fx.GraphModu
     gm.graph.lint()
     gm.recompile()
     return gm
-
-
-class AvgPool2x2(nn.AvgPool2d):
-    """AvgPool2d(2) that sums the four inputs of each window with strided views on CPU.
-
-    On a contiguous NCHW float tensor on the CPU with even H and W, the output is
-    (x00 + x01 + x10 + x11) / 4, added in the order of torch's own CPU kernel, so the values
-    are equal to `avg_pool2d` (the sign of an all-zero window may differ: -0.0 for +0.0).
-    Anything else (CUDA, channels-last, odd sizes, other dtypes) runs `avg_pool2d`.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.device.type != "cpu"
-            or x.dim() != 4
-            or x.dtype not in (torch.float32, torch.float64)
-            or x.shape[2] % 2
-            or x.shape[3] % 2
-            or not x.is_contiguous()
-        ):
-            return super().forward(x)
-        return four_sums(x)
-
-
-def four_sums(x: torch.Tensor) -> torch.Tensor:
-    """(x00 + x01 + x10 + x11) / 4 over the 2x2 windows of the last two dims (even sizes)."""
-    out = x[..., 0::2, 0::2] + x[..., 0::2, 1::2]
-    out += x[..., 1::2, 0::2]
-    out += x[..., 1::2, 1::2]
-    return out.div_(4.0)
 
 
 def _is_plain_2x2(pool: nn.Module) -> bool:

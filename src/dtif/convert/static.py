@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import fx
 
 from dtif.convert.support import is_shape_read
 from dtif.errors import UnsupportedOpsError
-from dtif.sim.context import TimeAware
-from dtif.sim.layers import RepeatTime
+from dtif.nn.context import TimeAware
+from dtif.nn.layers import RepeatTime
 
 
 @dataclass
@@ -32,7 +31,7 @@ class SplitGraph:
     dynamic: fx.GraphModule
 
 
-def _dynamic_nodes(gm: fx.GraphModule) -> set[fx.Node]:
+def dynamic_nodes(gm: fx.GraphModule) -> set[fx.Node]:
     modules = dict(gm.named_modules())
     dynamic: set[fx.Node] = set()
     for node in gm.graph.nodes:
@@ -49,7 +48,7 @@ def split_static(gm: fx.GraphModule) -> SplitGraph:
         UnsupportedOpsError: a non-tensor static value (such as the batch size read from the
             input) feeds the dynamic part, where the leading dimension is steps*batch.
     """
-    dynamic = _dynamic_nodes(gm)
+    dynamic = dynamic_nodes(gm)
     modules = dict(gm.named_modules())
     nodes = [n for n in gm.graph.nodes if n.op != "output"]
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
@@ -106,9 +105,3 @@ def split_static(gm: fx.GraphModule) -> SplitGraph:
     static_gm = fx.GraphModule(gm, static_graph)
     dynamic_gm = fx.GraphModule(gm, dyn_graph)
     return SplitGraph(static=static_gm, dynamic=dynamic_gm)
-
-
-def run_static(split: SplitGraph, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The boundary values for input x, [B, ...] each."""
-    out = split.static(x)
-    return tuple(out)

@@ -1,16 +1,37 @@
-"""In-memory image dataset returned by ``load_dataset``."""
+"""In-memory image dataset returned by ``load_dataset``, and the metadata of a dataset."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.utils.data import TensorDataset
 
 from dtif.errors import InputError
 
-if TYPE_CHECKING:
-    from dtif.data.registry import DatasetInfo
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Metadata of a registered dataset.
+
+    Attributes:
+        name: registry name, e.g. ``"cifar10"``.
+        num_classes: number of classes.
+        in_channels: image channels ``C``.
+        image_size: image height = width, in pixels.
+        mean: per-channel mean of the ``[0, 1]``-scaled pixels, ``C`` values.
+        std: per-channel standard deviation of the ``[0, 1]``-scaled pixels, ``C`` values.
+        description: one-line description.
+    """
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    description: str
 
 
 class ImageDataset(TensorDataset):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dtif.data.cifar import CIFAR10, CIFAR100, CifarSpec, download_hint, load_cifar
-from dtif.data.dataset import ImageDataset
+from dtif.data.dataset import DatasetInfo, ImageDataset
 from dtif.data.digits import load_digits_split
 from dtif.data.idx import load_idx_split
 from dtif.errors import DatasetError, InputError
@@ -23,29 +23,6 @@ DEFAULT_DATASET = "fashion-mnist"
 
 Split = Literal["train", "test"]
 _SPLITS: tuple[Split, ...] = ("train", "test")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Metadata of a registered dataset.
-
-    Attributes:
-        name: registry name, e.g. ``"cifar10"``.
-        num_classes: number of classes.
-        in_channels: image channels ``C``.
-        image_size: image height = width, in pixels.
-        mean: per-channel mean of the ``[0, 1]``-scaled pixels, ``C`` values.
-        std: per-channel standard deviation of the ``[0, 1]``-scaled pixels, ``C`` values.
-        description: one-line description.
-    """
-
-    name: str
-    num_classes: int
-    in_channels: int
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    description: str
 
 
 # A raw loader maps (split, data directory or None) to images [N, C, H, W] float32 in

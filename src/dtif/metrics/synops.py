@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dtif.sim.context import RunContext, TimeAware, bind
+from dtif.nn.context import RunContext, TimeAware, bind
 
 
 def _window_sizes(size_in: int, size_out: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from dtif.neurons.if_neuron import IFParams, IFState, if_initial_state, if_step
 
 IF = IFParams
 DTIF = DTIFParams
+NeuronParams = IFParams | DTIFParams
 
 __all__ = [
     "DTIF",
@@ -20,6 +21,7 @@ __all__ = [
     "DTIFState",
     "IFParams",
     "IFState",
+    "NeuronParams",
     "dtif_initial_state",
     "dtif_payload",
     "dtif_step",

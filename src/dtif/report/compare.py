@@ -21,43 +21,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from dtif.convert.pipeline import convert
+from dtif.convert.options import MaxPoolPolicy, to_dict
 from dtif.io import atomic_write_text, ensure_writable_dir
-from dtif.methods import Method
+from dtif.methods import METHODS, Method
 from dtif.metrics.energy import EnergyModel
-from dtif.neurons import DTIFParams
+from dtif.report.plots import plot_results
+from dtif.sim import distributed as dist
 from dtif.sim.evaluate import Evaluation, evaluate
-from dtif.sim.network import SpikingNetwork
 
 REFERENCE = "if-max"
 RESULTS = "results.json"
-
-
-def build_snn_for(
-    method: Method,
-    model: nn.Module,
-    calib: torch.Tensor,
-    maxpool: str,
-    target_steps: int,
-    progress: bool = False,
-) -> SpikingNetwork:
-    """Convert `model` with `method`; `dtif-auto` calibrates DTIF on `calib` first."""
-    if method.auto:
-        from dtif.calibrate import calibrate_dtif
-
-        base = method.neuron if isinstance(method.neuron, DTIFParams) else None
-        grid = {} if method.alpha_grid is None else {"alpha_grid": method.alpha_grid}
-        return calibrate_dtif(
-            model,
-            calib,
-            target_steps=target_steps,
-            base=base,
-            norm=method.norm,
-            maxpool=maxpool,
-            progress=progress,
-            **grid,
-        ).snn
-    return convert(model, calib, neuron=method.neuron, norm=method.norm, maxpool=maxpool)  # type: ignore[arg-type]  # policy checked in convert
 
 
 def _silent(line: str) -> None:
@@ -143,7 +116,7 @@ def compare_methods(
     out_dir: Path | None = None,
     *,
     resume: bool = False,
-    maxpool: str = "error",
+    maxpool: MaxPoolPolicy = "error",
     energy: EnergyModel | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -173,9 +146,6 @@ def compare_methods(
     Returns:
         The results dict (the shape of results.json), on every rank.
     """
-    from dtif import distributed as dist
-    from dtif.report.plots import plot_results
-
     reduce = dist.all_reduce_totals if distributed else None
     if not dist.is_main():
         out_dir, progress, log = None, False, _silent
@@ -185,8 +155,6 @@ def compare_methods(
     meta.setdefault("run", {"num_steps": num_steps, "num_test": num_test})
     meta["energy"] = {"e_ac_pj": energy.e_ac_pj, "e_mac_pj": energy.e_mac_pj}
     if all(m.name != REFERENCE for m in methods):
-        from dtif.methods import METHODS
-
         methods = [METHODS[REFERENCE], *methods]
     entries: dict[str, dict[str, Any]] = {}
     reused: list[str] = []
@@ -203,14 +171,14 @@ def compare_methods(
             reused.append(method.name)
             continue
         log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
-        snn = build_snn_for(
-            method, model, calib, maxpool, target_steps=max(1, num_steps // 8), progress=progress
+        snn = method.build(
+            model, calib, maxpool, target_steps=max(1, num_steps // 8), progress=progress
         )
         if distributed:
             dist.broadcast_snn(snn)
         ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
         entries[method.name] = _entry(method, ev)
-        entries[method.name]["neuron_used"] = snn.meta.get("neuron")  # per-layer values
+        entries[method.name]["neuron_used"] = to_dict(snn.meta["neuron"])  # per-layer values
         l1 = ev.latency(1.0)
         log(
             f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "

@@ -1,14 +1,28 @@
-"""Plots of a comparison: accuracy against T, and accuracy against energy."""
+"""Plots of a comparison: accuracy against T, and accuracy against energy.
+
+Figures are made with `matplotlib.figure.Figure` directly, so the caller's matplotlib backend
+and pyplot state are left alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen first
+
+def _finish(fig: Figure, ax: Axes, ann: float, title: str, path: Path) -> Path:
+    ax.axhline(ann, color="k", ls="--", lw=1, label=f"ANN {ann:.1f}%")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -18,39 +32,24 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
         The paths written.
     """
     ann = 100 * results["ann_accuracy"]
-    paths = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
     for name, m in results["methods"].items():
         steps = range(1, len(m["accuracy"]) + 1)
         ax.plot(steps, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
-    ax.axhline(ann, color="k", ls="--", lw=1, label=f"ANN {ann:.1f}%")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"SNN accuracy against time steps ({results['num_test']} test images)")
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy_vs_steps.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    title = f"SNN accuracy against time steps ({results['num_test']} test images)"
+    paths = [_finish(fig, ax, ann, title, out_dir / "accuracy_vs_steps.png")]
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
     for name, m in results["methods"].items():
         energy_uj = [e / 1e6 for e in m["energy_pj"]]
         ax.plot(energy_uj, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
-    ax.axhline(ann, color="k", ls="--", lw=1, label=f"ANN {ann:.1f}%")
     ax.axvline(results["ann_energy_pj"] / 1e6, color="gray", ls=":", lw=1, label="ANN energy")
     ax.set_xscale("log")
     ax.set_xlabel("energy per image (uJ)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("SNN accuracy against energy (each point one T)")
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy_vs_energy.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    title = "SNN accuracy against energy (each point one T)"
+    paths.append(_finish(fig, ax, ann, title, out_dir / "accuracy_vs_energy.png"))
     return paths

@@ -1,1 +1,8 @@
-"""Simulation: the run context, time-aware layers, the network and the engine."""
+"""Simulation: the spiking network, the chunked time loop, evaluation over a test set."""
+
+from dtif.sim.engine import simulate
+from dtif.sim.evaluate import Evaluation, evaluate
+from dtif.sim.network import SpikingNetwork
+from dtif.sim.result import SimulationResult
+
+__all__ = ["Evaluation", "SimulationResult", "SpikingNetwork", "evaluate", "simulate"]

@@ -1,21 +1,18 @@
-"""Keep freed memory in the process on glibc, so that simulations do not fault pages in.
+"""An opt-in glibc setting that keeps freed memory in the process, so simulations do not fault pages in.
 
 A simulation allocates and frees the same chunk-sized tensors (convolution outputs, a few
-MiB each) thousands of times. With glibc's default settings, blocks above the mmap
-threshold are mapped and unmapped on every call, and freed memory at the top of the heap is
-handed back to the system, so each new block faults its pages in again. On this project's
-2-core machine, a `sim_speed.py` process timing resnet20 alone had 16.6 million page faults
-and 38 s of system time in 134 s, and simulated 1.6x slower (`docs/results.md`).
+MiB each) thousands of times. With glibc's defaults, blocks above the mmap threshold are
+mapped and unmapped on every call, and freed memory at the top of the heap is handed back to
+the system, so each new block faults its pages in again (docs/results.md measures the cost).
 
-`keep_freed_memory` sets three `mallopt` parameters for the whole process: every block
-comes from the heap, not from a mapping of its own (M_MMAP_MAX = 0; M_MMAP_THRESHOLD = 32 MiB
-as well, glibc's largest, in case mappings are allowed again), and up to 256 MiB of free heap
-is kept (M_TRIM_THRESHOLD). Without M_MMAP_MAX = 0, blocks above 32 MiB (the cnn's second
-layer at batch 250 is 50 MB) are still mapped and unmapped on every call. The cost is that
-the resident memory does not shrink after a run. `simulate` calls it on CPU. It does nothing
-when the C library is not glibc, when any of these is already set through glibc's
-environment variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_MAX_), or
-when DTIF_KEEP_FREED_MEMORY=0.
+`keep_freed_memory` changes three `mallopt` parameters for the WHOLE PROCESS: every block
+comes from the heap, not from a mapping of its own (M_MMAP_MAX = 0; M_MMAP_THRESHOLD =
+32 MiB as well, glibc's largest), and up to 256 MiB of free heap is kept (M_TRIM_THRESHOLD).
+The price is that the resident memory does not shrink after a run. The library never calls
+it; the `dtif` command line and the benchmarks do, at start-up. It does nothing when the C
+library is not glibc, when any of these is already set through glibc's environment variables
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_MAX_), or when
+DTIF_KEEP_FREED_MEMORY=0.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ _GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_M
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Set glibc's mmap and trim parameters once per process (see the module docstring).
+    """Set glibc's mmap and trim parameters for this process, once (see the module docstring).
 
     Returns:
         True when the parameters are set (now or by an earlier call), False when skipped.

@@ -1,39 +1,18 @@
-"""The converted spiking network: a static prefix, a dynamic part, and the reference ANN."""
+"""`SpikingNetwork`: a static prefix, a dynamic part, and the reference ANN."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import fx, nn
 
-from dtif.convert.static import SplitGraph
-from dtif.metrics.synops import count_macs, measure_fanout
-from dtif.sim.context import TimeAware
-
-if TYPE_CHECKING:
-    from dtif.metrics.energy import EnergyModel
-    from dtif.sim.engine import SimulationResult
-
-
-@dataclass
-class Profile:
-    """What the network costs for one input shape, measured once and cached.
-
-    Attributes:
-        fanout: fan-out per output element of each time-aware layer, [1, ...].
-        layer_sizes: neurons per sample of each time-aware layer.
-        static_macs: MACs per sample of the static prefix (done once per inference).
-        ann_macs: MACs per sample of the ANN.
-        sample_step_bytes: working memory of one sample for one step (an estimate).
-    """
-
-    fanout: dict[str, torch.Tensor]
-    layer_sizes: dict[str, int]
-    static_macs: int
-    ann_macs: int
-    sample_step_bytes: int
+from dtif.metrics.energy import EnergyModel
+from dtif.nn.context import TimeAware
+from dtif.nn.neuron import SpikingNeuron
+from dtif.sim.engine import simulate
+from dtif.sim.profile import Profile, measure_profile
+from dtif.sim.result import SimulationResult
 
 
 class SpikingNetwork(nn.Module):
@@ -44,27 +23,25 @@ class SpikingNetwork(nn.Module):
         dynamic: the rest, run on time-stacked tensors [steps*B, ...].
         ann: the folded reference ANN (BN folded, dropout removed, max-pool policy applied).
         input_shape: the shape of one input sample.
-        meta: how it was made (neuron, norm, max-pool policy, scales).
+        meta: how it was made: "neuron" (the neuron parameters), "norm", "maxpool", and
+            what calibration added.
     """
 
     def __init__(
         self,
-        split: SplitGraph,
+        static: fx.GraphModule,
+        dynamic: fx.GraphModule,
         ann: fx.GraphModule,
         input_shape: tuple[int, ...],
         meta: dict[str, Any],
     ) -> None:
         super().__init__()
-        self.static = split.static
-        self.dynamic = split.dynamic
+        self.static = static
+        self.dynamic = dynamic
         self.ann = ann
         self.input_shape = tuple(input_shape)
         self.meta = meta
         self._profiles: dict[tuple[str, tuple[int, ...]], Profile] = {}
-
-    @property
-    def split(self) -> SplitGraph:
-        return SplitGraph(static=self.static, dynamic=self.dynamic)
 
     def layers(self) -> list[TimeAware]:
         """The time-aware layers (neurons, max-pool gates) in graph order."""
@@ -76,11 +53,13 @@ class SpikingNetwork(nn.Module):
                 out.append(mod)
         return out
 
+    def neurons(self) -> list[SpikingNeuron]:
+        """The spiking layers, in graph order."""
+        return [m for m in self.layers() if isinstance(m, SpikingNeuron)]
+
     def spiking_layer_names(self) -> list[str]:
         """Names of the layers that spike (neurons), in graph order."""
-        from dtif.neurons.module import SpikingNeuron
-
-        return [m.layer_name for m in self.layers() if isinstance(m, SpikingNeuron)]
+        return [m.layer_name for m in self.neurons()]
 
     @property
     def device(self) -> torch.device:
@@ -92,18 +71,7 @@ class SpikingNetwork(nn.Module):
         if key not in self._profiles:
             dtype = next((p.dtype for p in self.parameters()), torch.float32)
             x = torch.zeros((1, *sample_shape), device=self.device, dtype=dtype)
-            with torch.inference_mode():
-                boundary = tuple(b.clone() for b in self.static(x))
-            fanout = measure_fanout(self.dynamic, boundary)
-            sizes = {name: f.numel() for name, f in fanout.items()}
-            biggest = max([*sizes.values(), *(b.numel() for b in boundary), 1])
-            self._profiles[key] = Profile(
-                fanout=fanout,
-                layer_sizes=sizes,
-                static_macs=count_macs(self.static, x),
-                ann_macs=count_macs(self.ann, x),
-                sample_step_bytes=8 * 4 * biggest,
-            )
+            self._profiles[key] = measure_profile(self.static, self.dynamic, self.ann, x)
         return self._profiles[key]
 
     def simulate(
@@ -120,8 +88,6 @@ class SpikingNetwork(nn.Module):
 
         See `dtif.sim.engine.simulate`.
         """
-        from dtif.sim.engine import simulate
-
         return simulate(
             self,
             x,

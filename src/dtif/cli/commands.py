@@ -1,0 +1,231 @@
+"""The `dtif` commands: each parses nothing, calls the library, prints and writes results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dtif.cli.parser import DEMO_WIDTH, build_parser
+from dtif.cli.workload import device, out_file, workload
+from dtif.errors import InputError
+from dtif.sim import distributed
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dtif.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        width=args.width,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        label_smoothing=args.label_smoothing,
+        seed=args.seed,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        data_dir=args.data_dir,
+        device=str(device(args.device)),
+    )
+    main_rank = distributed.is_main()
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress and main_rank)
+    if main_rank:
+        print(json.dumps({k: summary[k] for k in ("test_accuracy", "epochs_done") if k in summary}))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from dtif.checkpoint import save_snn
+    from dtif.methods import get_method
+
+    if not distributed.is_main():
+        return 0  # one conversion is enough: rank 0 converts and writes
+    out = out_file(args.out)
+    ckpt, calib, _, _ = workload(args)
+    method = get_method(args.method)
+    snn = method.build(ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8))
+    save_snn(out, snn, ckpt.spec, method=method.name, norm=method.norm, maxpool=args.maxpool)
+    print(f"wrote {args.out}: {len(snn.spiking_layer_names())} spiking layers ({method.name})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dtif.methods import get_method
+    from dtif.sim.evaluate import evaluate
+
+    out = out_file(args.out) if args.out else None
+    ckpt, calib, loader, n = workload(args)
+    method = get_method(args.method)
+    snn = method.build(ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8))
+    many = distributed.world_size() > 1
+    distributed.broadcast_snn(snn)
+    ev = evaluate(
+        snn,
+        loader,
+        args.num_steps,
+        progress=not args.no_progress and distributed.is_main(),
+        reduce=distributed.all_reduce_totals if many else None,
+    )
+    if not distributed.is_main():
+        return 0
+    from dtif.report.table import report_steps
+
+    print(f"{method.name} on {n} test images; ANN {100 * ev.ann_accuracy:.2f}%")
+    for t in report_steps(args.num_steps):
+        print(
+            f"  T={t:4d}  accuracy {100 * ev.accuracy[t - 1]:6.2f}%  SOPs {ev.synops[t - 1]:.3g}  energy {ev.energy_pj[t - 1] / 1e6:.3g} uJ"
+        )
+    for delta in (1.0, 0.1):
+        lat = ev.latency(delta)
+        print(f"  L_{delta:g} = {lat if lat is not None else f'not reached by T={args.num_steps}'}")
+    if out is not None:
+        from dtif.io import atomic_write_text
+
+        atomic_write_text(out, json.dumps({"method": method.to_dict(), **ev.to_dict()}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def list_methods() -> str:
+    from dtif.methods import DEFAULT_METHODS, METHODS
+
+    width = max(len(n) for n in METHODS)
+    lines = [
+        f"  {n.ljust(width)}  {m.description}{' (default)' if n in DEFAULT_METHODS else ''}"
+        for n, m in METHODS.items()
+    ]
+    return (
+        "methods:\n"
+        + "\n".join(lines)
+        + '\n  or a .json/.yaml spec file: {"name": ..., "neuron": {"type": "DTIF", "alpha": 4}, "norm": {"type": "PercentileNorm", "p": 99.9}}'
+    )
+
+
+def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
+    from dtif.methods import parse_methods
+    from dtif.metrics.energy import EnergyModel
+    from dtif.report.compare import compare_methods
+    from dtif.report.table import format_table
+
+    methods = parse_methods(args.methods)
+    ckpt, calib, loader, n = workload(args)
+    out = Path(args.out)
+    meta = {
+        "run": {
+            "checkpoint": str(args.checkpoint),
+            "num_steps": args.num_steps,
+            "num_test": n,
+            "seed": args.seed,
+            "calib_size": args.calib_size,
+            "maxpool": args.maxpool,
+        },
+        "model": ckpt.spec.to_dict(),
+        "dataset": ckpt.dataset,
+        "device": str(device(args.device)),
+        "torch": torch.__version__,
+    }
+    try:
+        results = compare_methods(
+            ckpt.model,
+            calib,
+            loader,
+            methods,
+            args.num_steps,
+            n,
+            out,
+            resume=args.resume,
+            maxpool=args.maxpool,
+            energy=EnergyModel(args.e_ac, args.e_mac),
+            progress=not args.no_progress,
+            meta=meta,
+            distributed=distributed.world_size() > 1,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: the methods finished so far are saved in {out / 'results.json'}; "
+            "rerun the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    if not distributed.is_main():
+        return results
+    print()
+    if title:
+        print(title)
+    print(format_table(results))
+    print(
+        f"\nresults: {out / 'results.json'}, {out / 'results.csv'}; plots: {out / 'accuracy_vs_steps.png'}, {out / 'accuracy_vs_energy.png'}"
+    )
+    return results
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if args.list_methods:
+        if distributed.is_main():
+            print(list_methods())
+        return 0
+    if args.checkpoint is None:
+        raise InputError("dtif compare needs --checkpoint (or --list-methods)")
+    run_compare(args)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dtif.train import TrainConfig, train
+
+    start = time.monotonic()
+    if args.quick:
+        cfg = TrainConfig(
+            model="cnn",
+            width=0.5,
+            epochs=1,
+            train_limit=5000,
+            test_limit=1000,
+            data_dir=args.data_dir,
+            device=str(device(args.device)),
+        )
+        steps, limit = 16, 500
+    else:
+        cfg = TrainConfig(
+            model="cnn",
+            width=DEMO_WIDTH,
+            epochs=args.epochs,
+            data_dir=args.data_dir,
+            device=str(device(args.device)),
+        )
+        steps, limit = 64, (None if args.full else 2000)
+    out = Path(args.out)
+    run_dir = out / ("cnn-quick" if args.quick else f"cnn-w{cfg.width:g}-e{cfg.epochs}")
+    print(f"== 1/2 train (or reuse) the cnn on Fashion-MNIST -> {run_dir}")
+    train(cfg, run_dir, resume=True, progress=not args.no_progress)
+    print(
+        f"== 2/2 convert and compare ({'full test split' if limit is None else f'{limit} test images'}, T_max={steps})"
+    )
+    argv = ["compare", "--checkpoint", str(run_dir / "checkpoint.pt"), "--num-steps", str(steps)]
+    argv += ["--test-limit", "all" if limit is None else str(limit), "--methods", args.methods]
+    argv += ["--out", str(run_dir / "compare"), "--device", args.device]
+    argv += ["--data-dir", args.data_dir] if args.data_dir is not None else []
+    ns = build_parser().parse_args(argv)
+    ns.no_progress = args.no_progress
+    run_compare(ns)
+    print(f"\ndemo finished in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dtif.checkpoint import load_snn
+    from dtif.export import export_nir
+
+    exporters = {"nir": export_nir}  # --format's choices
+    snn = load_snn(args.snn)
+    exporters[args.format](snn, args.out)
+    print(f"wrote {args.out} ({args.format.upper()})")
+    return 0

@@ -1,0 +1,48 @@
+"""What the NIR export and import share: loading `nir`, refusals, the average-pool divisor."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NIR_MISSING = "NIR export needs the `nir` package: pip install 'dtif[nir]'"
+RTOL = 1e-6  # tolerance when matching a Scale node to the pattern that dtif writes
+
+PathLike = str | os.PathLike[str]
+
+
+def load_nir() -> Any:
+    """The `nir` module.
+
+    Raises:
+        ImportError: it is not installed; the message says how to install it.
+    """
+    try:
+        import nir
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(NIR_MISSING) from err
+    return nir
+
+
+class Refusal(Exception):
+    """A node that cannot be translated; the message says why."""
+
+
+def pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def pool_divisor(pool: nn.AvgPool2d, in_hw: tuple[int, int]) -> torch.Tensor:
+    """What AvgPool2d divides each output window's sum by, [H', W']."""
+    k, s, p = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size), pair(pool.padding)
+    if pool.divisor_override:
+        return torch.tensor(float(pool.divisor_override))
+    ones = torch.ones(1, 1, *in_hw)
+    counts = F.avg_pool2d(ones, k, s, p, pool.ceil_mode, True, divisor_override=1)[0, 0]
+    if pool.count_include_pad or p == (0, 0):
+        return torch.tensor(float(k[0] * k[1]))
+    return counts

@@ -1,0 +1,485 @@
+"""NIR export and import: an IF spiking network as a Neuromorphic Intermediate Representation graph.
+
+NIR (the `nir` package, optional extra `dtif[nir]`) describes a network as plain dataclass nodes
+and edges; a node sums everything that reaches it. Its `nir.IF` is
+
+    dv/dt = r * I;   a spike (value 1) when v > v_threshold;   then v = v_reset.
+
+dtif runs that at dt = 1: one dtif step is one NIR time unit (forward Euler, v += r * I per
+step). The analog input is presented at every step (direct coding), and the output node gives
+the output layer's value at each step; dtif's `SimulationResult.outputs` is its running sum.
+
+How a dtif IF layer with lambda (`SpikingNeuron.scale`, [] or [C]) is written. dtif computes
+z = x / lambda, V += z, a spike when V >= 1, V = 0 after it (reset "zero"), and each spike
+delivers lambda (`if_step`). In NIR this is two nodes:
+
+    IF(r=1, v_threshold=lambda-, v_reset=0)  ->  Scale(lambda)
+
+where lambda- is the largest float32 below lambda, so that NIR's strict v > v_threshold equals
+dtif's v >= lambda on every float32 potential. Both arrays are given per neuron (the layer's
+sample shape). `import_nir` finds this pair and restores the dtif layer exactly.
+
+What NIR cannot express, and `export_nir` refuses, listing every such node at once:
+- IF with reset "subtract" (dtif's default): NIR's IF resets to the value v_reset, it does not
+  subtract the threshold. Convert with `dtif.IF(reset="zero")` to export.
+- IF with burst > 1 (NIR emits at most one spike per step) or v0 != 0 (NIR has no initial
+  potential).
+- DTIF neurons: their threshold follows the input current; NIR has no such primitive and no
+  lossless encoding of it, so they are never exported as an IF.
+- Spiking max-pool gates (NIR has no max-pool node), 1-d pooling, adaptive pooling whose input
+  is not a multiple of its output, ceil-mode pooling that changes the output size, reshapes
+  other than a flatten of adjacent dims, constants and any other op.
+
+Other mappings: Conv1d/Conv2d -> nir.Conv1d/Conv2d (a missing bias is written as zeros), Linear ->
+nir.Affine (nir.Linear without bias), AvgPool2d/AdaptiveAvgPool2d -> nir.SumPool2d followed by
+nir.Scale(1 / divisor), the divisor per output position (so count_include_pad=False is exact),
+Flatten/view/reshape -> nir.Flatten, residual adds -> edges into one node. The static prefix and
+the dynamic part become one graph; `RepeatTime` is an edge, since the prefix is recomputed from
+the same input at every NIR step.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from dtif.errors import UnsupportedOpsError
+from dtif.export.nir_common import PathLike, Refusal, load_nir, pair, pool_divisor
+from dtif.neurons import DTIFParams
+from dtif.nn.context import TimeAware
+from dtif.nn.layers import RepeatTime, SpikeMaxPool
+from dtif.nn.neuron import SpikingNeuron
+from dtif.nn.pooling import AvgPool2x2
+from dtif.sim.network import SpikingNetwork
+
+SHAPE_BATCH = 2  # batch size of the shape walk; 2 keeps the batch dim apart from size-1 dims
+
+
+@dataclass
+class _Site:
+    """One fx node with its evaluated arguments (batch SHAPE_BATCH) and output."""
+
+    name: str
+    module: nn.Module | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    output: Any
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.args[0].shape[1:])
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.output.shape[1:])
+
+
+Chain = list[tuple[str, Any]]  # (name suffix, NIR node); [] passes its inputs through (sum)
+Exporter = Callable[[_Site], Chain]
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().float().numpy().copy()
+
+
+def _bias(mod: nn.Conv1d | nn.Conv2d) -> np.ndarray:
+    if mod.bias is None:
+        return np.zeros(mod.out_channels, dtype=np.float32)
+    return _array(mod.bias)
+
+
+def _check_padding_mode(mod: nn.Conv1d | nn.Conv2d) -> None:
+    if mod.padding_mode != "zeros":
+        raise Refusal(f"padding_mode={mod.padding_mode!r}; NIR convolutions pad with zeros")
+
+
+def _conv1d(site: _Site) -> Chain:
+    mod = site.module
+    assert isinstance(mod, nn.Conv1d)  # noqa: S101 - the table keys by type
+    _check_padding_mode(mod)
+    padding = mod.padding if isinstance(mod.padding, str) else int(mod.padding[0])
+    node = load_nir().Conv1d(
+        input_shape=int(site.in_shape[-1]),
+        weight=_array(mod.weight),
+        stride=int(mod.stride[0]),
+        padding=padding,
+        dilation=int(mod.dilation[0]),
+        groups=int(mod.groups),
+        bias=_bias(mod),
+    )
+    return [("", node)]
+
+
+def _conv2d(site: _Site) -> Chain:
+    mod = site.module
+    assert isinstance(mod, nn.Conv2d)  # noqa: S101 - the table keys by type
+    _check_padding_mode(mod)
+    padding = mod.padding if isinstance(mod.padding, str) else pair(mod.padding)
+    node = load_nir().Conv2d(
+        input_shape=pair(site.in_shape[-2:]),
+        weight=_array(mod.weight),
+        stride=pair(mod.stride),
+        padding=padding,
+        dilation=pair(mod.dilation),
+        groups=int(mod.groups),
+        bias=_bias(mod),
+    )
+    return [("", node)]
+
+
+def _linear(site: _Site) -> Chain:
+    mod = site.module
+    assert isinstance(mod, nn.Linear)  # noqa: S101 - the table keys by type
+    if len(site.in_shape) != 1:
+        raise Refusal(f"Linear on a {len(site.in_shape)}-d sample; NIR's Affine takes vectors")
+    nir = load_nir()
+    if mod.bias is None:
+        return [("", nir.Linear(weight=_array(mod.weight)))]
+    return [("", nir.Affine(weight=_array(mod.weight), bias=_array(mod.bias)))]
+
+
+def _sum_pool_chain(pool: nn.AvgPool2d, site: _Site) -> Chain:
+    nir = load_nir()
+    k, s, p = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size), pair(pool.padding)
+    if len(site.in_shape) != 3:
+        raise Refusal("2-d pooling of a sample that is not [C, H, W]")
+    h, w = site.in_shape[1:]
+    floor_shape = tuple(
+        (n + 2 * pp - kk) // ss + 1 for n, pp, kk, ss in zip((h, w), p, k, s, strict=True)
+    )
+    if site.out_shape[1:] != floor_shape:
+        raise Refusal("ceil_mode=True changes the output size; NIR's SumPool2d floors it")
+    divisor = pool_divisor(pool, (h, w))
+    scale = (1.0 / divisor.float()).expand(site.out_shape).contiguous()
+    sum_pool = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))
+    return [("", sum_pool), ("_scale", nir.Scale(scale=_array(scale)))]
+
+
+def _avgpool2d(site: _Site) -> Chain:
+    assert isinstance(site.module, nn.AvgPool2d)  # noqa: S101 - the table keys by type
+    return _sum_pool_chain(site.module, site)
+
+
+def _avgpool2d_function(site: _Site) -> Chain:
+    return _sum_pool_chain(nn.AvgPool2d(*site.args[1:], **site.kwargs), site)
+
+
+def _adaptive_window(site: _Site, output_size: Any) -> nn.AvgPool2d:
+    h, w = site.in_shape[-2:]
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    oh, ow = size[0] or h, size[-1] or w
+    if h % oh or w % ow:
+        raise Refusal(
+            f"adaptive pooling from {h}x{w} to {oh}x{ow} has windows of unequal size; "
+            "NIR's SumPool2d needs one window"
+        )
+    return nn.AvgPool2d((h // oh, w // ow), (h // oh, w // ow))
+
+
+def _adaptive_avgpool2d(site: _Site) -> Chain:
+    assert isinstance(site.module, nn.AdaptiveAvgPool2d)  # noqa: S101 - table keys by type
+    return _sum_pool_chain(_adaptive_window(site, site.module.output_size), site)
+
+
+def _adaptive_avgpool2d_function(site: _Site) -> Chain:
+    size = site.args[1] if len(site.args) > 1 else site.kwargs["output_size"]
+    return _sum_pool_chain(_adaptive_window(site, size), site)
+
+
+def _reshape(site: _Site) -> Chain:
+    """flatten/view/reshape: a nir.Flatten of adjacent dims, or nothing when the shape stays."""
+    src, dst = site.in_shape, site.out_shape
+    if src == dst:
+        return []
+    for start in range(len(src)):
+        for end in range(start + 1, len(src)):
+            merged = (*src[:start], int(np.prod(src[start : end + 1])), *src[end + 1 :])
+            if merged == dst:
+                end_dim = -1 if end == len(src) - 1 else end
+                node = load_nir().Flatten(
+                    input_type=np.array(src), start_dim=start, end_dim=end_dim
+                )
+                return [("", node)]
+    raise Refusal(f"reshape {list(src)} -> {list(dst)} is not a flatten of adjacent dims")
+
+
+def _identity(site: _Site) -> Chain:
+    return []
+
+
+def _add(site: _Site) -> Chain:
+    tensors = [a for a in (*site.args, *site.kwargs.values()) if isinstance(a, torch.Tensor)]
+    if len(tensors) != 2 or len(site.args) + len(site.kwargs) != 2:
+        raise Refusal("only the sum of two tensors maps to NIR (as two edges into one node)")
+    if any(tuple(t.shape) != tuple(site.output.shape) for t in tensors):
+        raise Refusal("a broadcasting add; NIR sums inputs of equal shape")
+    return []
+
+
+def _neuron(site: _Site) -> Chain:
+    mod = site.module
+    assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
+    params = mod.params
+    if isinstance(params, DTIFParams):
+        raise Refusal(
+            "DTIF neuron: its threshold follows the input current, and NIR has no primitive "
+            "for it (a fixed-threshold nir.IF would change the dynamics). Convert with "
+            "neuron=dtif.IF(reset='zero') to export"
+        )
+    problems = []
+    if params.reset != "zero":
+        problems.append(
+            f"reset={params.reset!r}: NIR's IF resets to v_reset instead of subtracting the "
+            "threshold; convert with dtif.IF(reset='zero')"
+        )
+    if params.burst != 1:
+        problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
+    if params.v0 != 0.0:
+        problems.append(f"v0={params.v0}: NIR has no initial membrane potential")
+    if problems:
+        raise Refusal("IF neuron with " + "; ".join(problems))
+    shape = site.out_shape
+    lam = mod.scale.detach().cpu().float()
+    if lam.ndim == 1:
+        lam = lam.view(-1, *([1] * (len(shape) - 1)))
+    lam_full = _array(lam.expand(shape).contiguous())
+    nir = load_nir()
+    threshold = np.nextafter(lam_full, np.float32(-np.inf))
+    zeros = np.zeros(shape, dtype=np.float32)
+    neuron = nir.IF(r=np.ones(shape, dtype=np.float32), v_threshold=threshold, v_reset=zeros)
+    return [("", neuron), ("_scale", nir.Scale(scale=lam_full))]
+
+
+def _refuse_maxpool(site: _Site) -> Chain:
+    raise Refusal("spiking max-pool gate; NIR has no max-pool node. Convert with maxpool='avg'")
+
+
+_EXPORTERS: dict[Any, Exporter] = {
+    # call_module: keyed by module type
+    nn.Conv1d: _conv1d,
+    nn.Conv2d: _conv2d,
+    nn.Linear: _linear,
+    nn.AvgPool2d: _avgpool2d,
+    AvgPool2x2: _avgpool2d,
+    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
+    nn.Flatten: _reshape,
+    nn.Identity: _identity,
+    RepeatTime: _identity,
+    SpikingNeuron: _neuron,
+    SpikeMaxPool: _refuse_maxpool,
+    # call_function: keyed by function
+    operator.add: _add,
+    torch.add: _add,
+    torch.flatten: _reshape,
+    F.avg_pool2d: _avgpool2d_function,
+    F.adaptive_avg_pool2d: _adaptive_avgpool2d_function,
+    # call_method: keyed by name
+    "add": _add,
+    "flatten": _reshape,
+    "view": _reshape,
+    "reshape": _reshape,
+    "contiguous": _identity,
+}
+
+
+@dataclass
+class _Stitched:
+    """The static prefix and the dynamic part as one graph."""
+
+    graph: fx.Graph
+    modules: dict[str, nn.Module]
+    owners: dict[fx.Node, fx.GraphModule] = field(default_factory=dict)
+
+
+def _stitch(snn: SpikingNetwork) -> _Stitched:
+    graph = fx.Graph()
+    owners: dict[fx.Node, fx.GraphModule] = {}
+    env: dict[fx.Node, fx.Node] = {}
+    boundary: list[fx.Node] = []
+    for n in snn.static.graph.nodes:
+        if n.op == "output":
+            boundary = [env[a] for a in n.args[0]]
+        else:
+            env[n] = graph.node_copy(n, lambda a: env[a])
+            owners[env[n]] = snn.static
+    denv: dict[fx.Node, fx.Node] = {}
+    placeholders = [n for n in snn.dynamic.graph.nodes if n.op == "placeholder"]
+    for i, n in enumerate(placeholders):
+        denv[n] = boundary[i]
+    for n in snn.dynamic.graph.nodes:
+        if n.op == "placeholder":
+            continue
+        if n.op == "output":
+            graph.output(fx.map_arg(n.args[0], lambda a: denv[a]))
+        else:
+            denv[n] = graph.node_copy(n, lambda a: denv[a])
+            owners[denv[n]] = snn.dynamic
+    modules = {**dict(snn.static.named_modules()), **dict(snn.dynamic.named_modules())}
+    return _Stitched(graph, modules, owners)
+
+
+def _shape_forward(mod: nn.Module, args: tuple[Any, ...]) -> Any:
+    """A module's output shape for the walk; time-aware modules keep the shape of their input."""
+    if isinstance(mod, SpikeMaxPool):
+        return mod.pool(args[0])
+    if isinstance(mod, TimeAware):
+        return args[0]
+    return mod(*args)
+
+
+def _evaluate(node: fx.Node, env: dict[fx.Node, Any], st: _Stitched) -> Any:
+    args = fx.map_arg(node.args, lambda a: env[a])
+    kwargs = fx.map_arg(node.kwargs, lambda a: env[a])
+    if node.op == "call_module":
+        return _shape_forward(st.modules[str(node.target)], args)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)  # type: ignore[operator]  # fx call target
+    if node.op == "call_method":
+        return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+    if node.op == "get_attr":
+        return operator.attrgetter(str(node.target))(st.owners[node])
+    raise Refusal(f"unknown node kind {node.op}")
+
+
+def _exporter_key(node: fx.Node, st: _Stitched) -> Any:
+    if node.op == "call_module":
+        return type(st.modules[str(node.target)])
+    return node.target
+
+
+def _describe(node: fx.Node, st: _Stitched) -> str:
+    if node.op == "call_module":
+        mod = st.modules[str(node.target)]
+        label = getattr(mod, "layer_name", node.target)
+        return f"{node.name}: {type(mod).__name__} (module {node.target}, layer {label})"
+    target = getattr(node.target, "__name__", str(node.target))
+    return f"{node.name}: {node.op} {target}"
+
+
+class _Names:
+    """Unique NIR node names."""
+
+    def __init__(self) -> None:
+        self.taken = {"input", "output"}
+
+    def __call__(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.taken:
+            name, i = f"{base}_{i}", i + 1
+        self.taken.add(name)
+        return name
+
+
+def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
+    """Write an IF spiking network as a NIR graph (see the module docstring for the mapping).
+
+    Args:
+        snn: a network from `dtif.convert` with `neuron=dtif.IF(reset="zero")` (burst 1, v0 0).
+        path: where to write the graph with `nir.write` (HDF5), or None to only return it.
+
+    Returns:
+        The `nir.NIRGraph`: node "input" (one sample's shape), node "output" (the output
+        layer's value at each step), one node per layer (IF layers named by their layer name).
+
+    Raises:
+        UnsupportedOpsError: every node that NIR cannot express, listed in one error.
+        ImportError: the `nir` package is not installed.
+    """
+    nir = load_nir()
+    st = _stitch(snn)
+    names = _Names()
+    nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(snn.input_shape))}
+    edges: list[tuple[str, str]] = []
+    sources: dict[fx.Node, tuple[str, ...]] = {}
+    env: dict[fx.Node, Any] = {}
+    bad: list[str] = []
+    with torch.no_grad():
+        for node in st.graph.nodes:
+            if node.op == "placeholder":
+                env[node] = torch.zeros(SHAPE_BATCH, *snn.input_shape, device=snn.device)
+                sources[node] = ("input",)
+                continue
+            if node.op == "output":
+                _export_output(node, env, sources, nodes, edges, bad)
+                continue
+            try:
+                env[node] = _evaluate(node, env, st)
+                if not isinstance(env[node], torch.Tensor) or node.op == "get_attr":
+                    if node.op == "get_attr":
+                        raise Refusal("a constant tensor; NIR has no constant node")
+                    continue  # shape arithmetic (x.size(0)) that feeds a reshape
+                exporter = _EXPORTERS.get(_exporter_key(node, st))
+                if exporter is None:
+                    raise Refusal("no NIR node for this op")
+                site = _Site(
+                    node.name,
+                    st.modules.get(str(node.target)) if node.op == "call_module" else None,
+                    fx.map_arg(node.args, lambda a: env[a]),
+                    fx.map_arg(node.kwargs, lambda a: env[a]),
+                    env[node],
+                )
+                chain = exporter(site)
+            except Refusal as why:
+                bad.append(f"- {_describe(node, st)}: {why}")
+                sources[node] = ()
+                continue
+            inputs = tuple(
+                s
+                for a in node.all_input_nodes
+                if isinstance(env.get(a), torch.Tensor)
+                for s in sources[a]
+            )
+            if not chain:
+                sources[node] = inputs
+                continue
+            base = getattr(site.module, "layer_name", node.name)
+            chain_names = [names(f"{base}{suffix}") for suffix, _ in chain]
+            for name, (_, nir_node) in zip(chain_names, chain, strict=True):
+                nodes[name] = nir_node
+            edges.extend((s, chain_names[0]) for s in inputs)
+            edges.extend(zip(chain_names[:-1], chain_names[1:], strict=True))
+            sources[node] = (chain_names[-1],)
+    _check_edges(edges, bad)
+    if bad:
+        raise UnsupportedOpsError(
+            f"{len(bad)} node(s) cannot be expressed in NIR:\n" + "\n".join(bad)
+        )
+    meta = {"source": "dtif", "dtif.time_step": "1", "dtif.input_coding": "direct"}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+    if path is not None:
+        nir.write(path, graph)
+    return graph
+
+
+def _export_output(
+    node: fx.Node,
+    env: dict[fx.Node, Any],
+    sources: dict[fx.Node, tuple[str, ...]],
+    nodes: dict[str, Any],
+    edges: list[tuple[str, str]],
+    bad: list[str],
+) -> None:
+    result = node.args[0]
+    if not isinstance(result, fx.Node) or not isinstance(env.get(result), torch.Tensor):
+        bad.append("- output: the network returns several values; NIR export needs one tensor")
+        return
+    nodes["output"] = load_nir().Output(output_type=np.array(env[result].shape[1:]))
+    edges.extend((s, "output") for s in sources[result])
+
+
+def _check_edges(edges: list[tuple[str, str]], bad: list[str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for edge in edges:
+        if edge in seen:
+            bad.append(
+                f"- {edge[1]}: receives {edge[0]} twice (x + x); NIR edges are unweighted and "
+                "unique"
+            )
+        seen.add(edge)

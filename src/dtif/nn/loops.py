@@ -1,0 +1,164 @@
+"""The time loops of one chunk, in place: twins of `if_step` and `dtif_step`.
+
+Each loop does the same floating-point operations in the same order as its step function, so
+the results are bit-identical to it, but every step writes into tensors that the layer owns for
+the run (the potential, the spike buffer, DTIF's theta(t)) instead of allocating new ones.
+`CHUNK_RUNNERS` maps a neuron's parameter type to the function that runs one chunk of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from dtif.neurons import (
+    DTIFParams,
+    DTIFState,
+    IFParams,
+    IFState,
+    dtif_initial_state,
+    if_initial_state,
+)
+from dtif.nn.buffers import LayerRun, channel_view
+
+
+def _run_if(
+    z: torch.Tensor,
+    divisor: torch.Tensor | None,
+    static: bool,
+    state: IFState,
+    spikes: torch.Tensor,
+    params: IFParams,
+) -> IFState:
+    """`if_step` for every step of one chunk, in place.
+
+    Args:
+        z: input current, [steps, B, ...], or [B, ...] when constant in time. It may share
+            memory with `spikes`: z(t) is read before n(t) is written. With a `divisor`, z is
+            the layer's input x, and the current is x(t) / divisor.
+        divisor: None, or the scale lambda shaped to broadcast over one step, [B, ...]. Then
+            V += x(t) / lambda is one pass (`addcdiv_`), rounded as z = x / lambda; V + z.
+        static: z is the same at every step.
+        state: the state after the previous chunk; updated in place.
+        spikes: [steps, B, ...], receives n(t).
+        params: neuron parameters.
+
+    Returns:
+        The state after the last step.
+    """
+    v = state.v
+    for t in range(spikes.shape[0]):
+        n = spikes[t]
+        if divisor is not None:
+            v.addcdiv_(z[t], divisor)  # V(t) = V(t-1) + x(t) / lambda
+        else:
+            v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
+        if params.burst == 1:
+            torch.ge(v, 1.0, out=n)  # clamp(floor(V), 0, 1) == [V >= 1]
+        else:
+            torch.floor(v, out=n).clamp_(0, params.burst)
+        if params.reset == "subtract":
+            v.sub_(n)
+        else:
+            v.masked_fill_(n > 0, 0.0)
+    return state
+
+
+def _run_dtif(
+    z: torch.Tensor,
+    static: bool,
+    state: DTIFState,
+    spikes: torch.Tensor,
+    params: DTIFParams,
+    theta: torch.Tensor | None,
+) -> DTIFState:
+    """`dtif_step` for every step of one chunk, in place (arguments as `_run_if`).
+
+    Args:
+        theta: theta(t) for the chunk ([steps, B, ...], or [B, ...] when static), or None
+            when alpha = 0 (theta = 1 exactly).
+    """
+    v = state.v
+    binary = params.payload == "binary"
+    product = None if binary else torch.empty_like(v)
+    for t in range(spikes.shape[0]):
+        n = spikes[t]
+        th = 1.0 if theta is None else (theta if static else theta[t])
+        v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
+        if binary:
+            if params.burst == 1:
+                torch.ge(v, th, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
+            else:
+                torch.sub(v, th, out=n).floor_().add_(1.0).clamp_(0, params.burst)
+            v.sub_(n)
+            continue
+        torch.div(v, th, out=n)
+        if params.burst == 1:
+            n.ge_(1.0)  # clamp(floor(V / theta), 0, 1) == [V / theta >= 1]
+        else:
+            n.floor_().clamp_(0, params.burst)
+        v.sub_(torch.mul(n, th, out=product))
+    if theta is None:
+        return state
+    return DTIFState(v=v, theta=theta if static else theta[-1])
+
+
+def run_if_chunk(
+    xt: torch.Tensor,
+    static: bool,
+    scale: torch.Tensor,
+    state: Any,
+    spikes: torch.Tensor,
+    params: IFParams,
+    run: LayerRun,
+) -> tuple[IFState, None]:
+    """One chunk of IF neurons: the current x / lambda, then `_run_if`.
+
+    Args:
+        xt: the layer's input [steps, B, ...], or [B, ...] when static.
+        static: the input is constant in time.
+        scale: lambda in the input's dtype, [] or [C].
+        state: the state after the previous chunk, or None at the first chunk.
+        spikes: [steps, B, ...], receives n(t); may be `xt` itself.
+        params: neuron parameters.
+        run: what the layer keeps for the run.
+
+    Returns:
+        (the new state, None: an IF spike carries one threshold).
+    """
+    if static:
+        z, divisor = run.static_current(xt, channel_view(scale, xt.ndim, 1)), None
+    else:
+        z, divisor = xt, channel_view(scale, xt.ndim - 1, 1)  # divided step by step
+    state = state if state is not None else if_initial_state(z if static else z[0], params)
+    return _run_if(z, divisor, static, state, spikes, params), None
+
+
+def run_dtif_chunk(
+    xt: torch.Tensor,
+    static: bool,
+    scale: torch.Tensor,
+    state: Any,
+    spikes: torch.Tensor,
+    params: DTIFParams,
+    run: LayerRun,
+) -> tuple[DTIFState, torch.Tensor | None]:
+    """One chunk of DTIF neurons (arguments as `run_if_chunk`).
+
+    Returns:
+        (the new state, the payload per spike theta(t) when graded, else None).
+    """
+    if static:
+        z = run.static_current(xt, channel_view(scale, xt.ndim, 1))
+    else:
+        z = torch.div(xt, channel_view(scale, xt.ndim, 2), out=spikes)  # z(t) in n(t)'s slot
+    state = state if state is not None else dtif_initial_state(z if static else z[0], params)
+    theta = run.thresholds(z, static, params)  # None: alpha = 0, theta(t) = 1 exactly
+    state = _run_dtif(z, static, state, spikes, params, theta)
+    return state, theta if params.payload == "graded" else None
+
+
+ChunkRunner = Callable[..., tuple[Any, "torch.Tensor | None"]]
+CHUNK_RUNNERS: dict[type, ChunkRunner] = {IFParams: run_if_chunk, DTIFParams: run_dtif_chunk}

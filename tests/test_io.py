@@ -1,9 +1,14 @@
-"""Atomic writes: the old file survives every failure, no temporary file is left behind."""
+"""dtif.io. Atomic writes: the old file survives every failure, no temporary file is left
+behind, a new file gets the umask's mode. `ensure_writable_dir`: a bad output folder fails
+before a long run, not after it."""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import IO
 
@@ -12,7 +17,7 @@ import torch
 
 import dtif.io
 from dtif.errors import OutputError
-from dtif.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from dtif.io import atomic_torch_save, atomic_write_bytes, atomic_write_text, ensure_writable_dir
 
 
 def _leftovers(directory: Path, keep: str) -> list[str]:
@@ -40,6 +45,46 @@ def test_new_file_gets_umask_permissions(tmp_path: Path) -> None:
     (tmp_path / "f").chmod(0o600)
     atomic_write_bytes(tmp_path / "f", b"y")  # an existing file keeps its mode
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o600
+
+
+UMASK_CHILD = """
+import os, stat, sys
+from dtif.io import atomic_write_text
+os.umask(0o027)
+before = os.umask(0o027)  # reading the umask sets it: set it back to the same value
+calls = []
+real_umask = os.umask
+os.umask = lambda mask: calls.append(mask) or real_umask(mask)  # even a set-and-restore counts
+atomic_write_text(sys.argv[1] + "/atomic.txt", "x")
+os.umask = real_umask
+with open(sys.argv[1] + "/plain.txt", "w") as f:
+    f.write("x")
+after = os.umask(0o027)
+mode = stat.S_IMODE(os.stat(sys.argv[1] + "/atomic.txt").st_mode)
+plain = stat.S_IMODE(os.stat(sys.argv[1] + "/plain.txt").st_mode)
+print(oct(before), oct(after), oct(mode), oct(plain), len(calls))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask and mode bits are POSIX")
+def test_atomic_write_text_gives_a_plain_open_mode_and_keeps_the_umask(
+    tmp_path: Path,
+) -> None:
+    """Under umask 0o027 a new file is 0o640, as `open()` gives; the umask stays 0o027.
+
+    In a subprocess: the umask is process-wide, and reading it means setting it.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", UMASK_CHILD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    before, after, mode, plain, calls = proc.stdout.split()
+    assert before == after == oct(0o027)  # atomic_write_text did not change the umask
+    assert calls == "0"  # nor set it for a moment (another thread would create files under it)
+    assert mode == plain == oct(0o640)
 
 
 def test_disk_full_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,3 +167,28 @@ def test_missing_directory_and_directory_target(tmp_path: Path) -> None:
         atomic_write_bytes(tmp_path / "nope" / "x", b"data")
     with pytest.raises(OutputError, match="is a directory"):
         atomic_write_bytes(tmp_path, b"data")
+
+
+# ---- ensure_writable_dir ---------------------------------------------------------------------
+
+
+def test_creates_missing_folders_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    assert ensure_writable_dir(folder) == folder
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+def test_a_file_in_the_way(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match=rf"cannot create output directory {blocker / 'out'}"):
+        ensure_writable_dir(blocker / "out")
+
+
+def test_a_folder_that_takes_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(OutputError, match=r"not writable \(Permission denied\)"):
+        ensure_writable_dir(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MATRIX = ROOT / "docs" / "robustness.md"
 REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 

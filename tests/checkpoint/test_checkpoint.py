@@ -21,6 +21,7 @@ from dtif.errors import CheckpointError, InputError
 from dtif.models import ModelSpec
 from dtif.models import registry as model_registry
 from dtif.nn.neuron import SpikingNeuron
+from tests.helpers.pickles import Innocent, Payload
 
 SPEC = ModelSpec("cnn", width=0.125)
 MEAN, STD = (0.2860,), (0.3530,)
@@ -126,20 +127,6 @@ def test_truncated_or_corrupt(saved: tuple[Path, nn.Module], cut: str) -> None:
     path.write_bytes(damaged)
     with pytest.raises(CheckpointError, match=rf"{path}.*(truncated|corrupt).*dtif train"):
         load_checkpoint(path)
-
-
-class Payload:
-    """What an attacker would put in a checkpoint: unpickling it runs ``touch(marker)``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Path.touch, (self.marker,))
-
-
-class Innocent:
-    """Any custom class instance, even harmless, is a pickle payload."""
 
 
 @pytest.mark.parametrize("kind", ["code", "object"])

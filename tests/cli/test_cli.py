@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import NUM_TEST, NUM_TRAIN, CliResult, run_dtif, workload
-from threads import one_thread
 
 from dtif.checkpoint import load_checkpoint, load_snn
 from dtif.convert import PercentileNorm
 from dtif.data import calibration_subset, load_dataset
 from dtif.methods import DEFAULT_METHODS, METHODS
+from tests.helpers.cli import CliResult, run_dtif, workload
+from tests.helpers.data import NUM_TEST, NUM_TRAIN
+from tests.helpers.threads import one_thread
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEPS = 8
@@ -28,23 +29,23 @@ CALIB = 50  # workload()'s --calib-size
 # ---- train ---------------------------------------------------------------------------------
 
 
-def test_train_writes_checkpoint_and_summary(trained: Path, checkpoint: Path) -> None:
-    summary = json.loads((trained / "train.json").read_text())
+def test_train_writes_checkpoint_and_summary(tiny_run: Path, tiny_checkpoint: Path) -> None:
+    summary = json.loads((tiny_run / "train.json").read_text())
     assert summary["epochs_done"] == 1 and summary["finished"]
-    assert summary["config"]["train_limit"] == 300 and summary["config"]["width"] == 0.125
-    assert summary["num_train"] == 300 and summary["num_test"] == 100
+    assert summary["config"]["train_limit"] == 200 and summary["config"]["width"] == 0.125
+    assert summary["num_train"] == 200 and summary["num_test"] == 50
     assert len(summary["history"]) == 1
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(tiny_checkpoint)
     assert ckpt.epoch == 1 and ckpt.dataset == "fashion-mnist"
     assert ckpt.spec.name == "cnn" and ckpt.spec.width == 0.125
     assert ckpt.test_accuracy == summary["test_accuracy"]
 
 
-def test_train_prints_accuracy_json(data_dir: Path, tmp_path: Path) -> None:
+def test_train_prints_accuracy_json(fashion_dir: Path, tmp_path: Path) -> None:
     res = run_dtif(
         "train", "--width", "0.125", "--epochs", "1", "--train-limit", "64",
         "--test-limit", "32", "--batch-size", "32", "--device", "cpu",
-        "--data-dir", data_dir, "--out", tmp_path / "a" / "b",
+        "--data-dir", fashion_dir, "--out", tmp_path / "a" / "b",
     )  # fmt: skip
     assert res.code == 0, res.err
     last = json.loads(res.out.strip().splitlines()[-1])
@@ -57,12 +58,12 @@ def test_train_prints_accuracy_json(data_dir: Path, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def compared(
-    checkpoint: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[CliResult, Path]:
     out = tmp_path_factory.mktemp("compare") / "cmp"
     with one_thread():
         res = run_dtif(
-            "compare", *workload(checkpoint, data_dir, num_steps=STEPS),
+            "compare", *workload(tiny_checkpoint, fashion_dir, num_steps=STEPS),
             "--methods", ",".join(COMPARED), "--out", out,
         )  # fmt: skip
     return res, out
@@ -134,8 +135,8 @@ def test_compare_writes_png_plots(compared: tuple[CliResult, Path]) -> None:
 
 def test_compare_resume_reuses_finished_methods(
     compared: tuple[CliResult, Path],
-    checkpoint: Path,
-    data_dir: Path,
+    tiny_checkpoint: Path,
+    fashion_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, out = compared
@@ -146,7 +147,7 @@ def test_compare_resume_reuses_finished_methods(
 
     monkeypatch.setattr("dtif.methods.Method.build", no_conversion)
     res = run_dtif(
-        "compare", *workload(checkpoint, data_dir, num_steps=STEPS),
+        "compare", *workload(tiny_checkpoint, fashion_dir, num_steps=STEPS),
         "--methods", ",".join(COMPARED), "--out", out, "--resume",
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -156,7 +157,7 @@ def test_compare_resume_reuses_finished_methods(
 
 
 def test_compare_adds_the_reference_and_reads_a_json_spec(
-    checkpoint: Path, data_dir: Path, tmp_path: Path
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
 ) -> None:
     spec = tmp_path / "my-dtif.json"
     spec.write_text(
@@ -170,7 +171,7 @@ def test_compare_adds_the_reference_and_reads_a_json_spec(
     )
     out = tmp_path / "cmp"
     res = run_dtif(
-        "compare", *workload(checkpoint, data_dir, num_steps=2, test_limit=20),
+        "compare", *workload(tiny_checkpoint, fashion_dir, num_steps=2, test_limit=20),
         "--methods", spec, "--out", out,
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -181,12 +182,14 @@ def test_compare_adds_the_reference_and_reads_a_json_spec(
     assert method["norm"] == {"type": "PercentileNorm", "p": 99.9, "channelwise": False}
 
 
-def test_evaluate_reads_a_yaml_spec(checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_reads_a_yaml_spec(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("yaml")
     spec = tmp_path / "if-half.yaml"
     spec.write_text("neuron:\n  type: IF\n  v0: 0.5\nnorm:\n  type: MaxNorm\n")
     res = run_dtif(
-        "evaluate", *workload(checkpoint, data_dir, num_steps=2, test_limit=20),
+        "evaluate", *workload(tiny_checkpoint, fashion_dir, num_steps=2, test_limit=20),
         "--method", spec, "--out", tmp_path / "ev.json",
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -211,9 +214,16 @@ def test_list_methods_names_every_method() -> None:
     assert ".json/.yaml spec file" in res.out
 
 
-def test_unknown_method_lists_valid_names(checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_unknown_method_lists_valid_names(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
     res = run_dtif(
-        "compare", *workload(checkpoint, data_dir), "--methods", "if-max,nope", "--out", tmp_path
+        "compare",
+        *workload(tiny_checkpoint, fashion_dir),
+        "--methods",
+        "if-max,nope",
+        "--out",
+        tmp_path,
     )
     assert res.code == 2 and res.out == ""
     assert res.err.startswith("dtif compare: error: unknown method 'nope'; valid names:")
@@ -226,11 +236,11 @@ def test_unknown_method_lists_valid_names(checkpoint: Path, data_dir: Path, tmp_
 
 
 def test_convert_saves_an_snn_that_matches_a_fresh_conversion(
-    checkpoint: Path, data_dir: Path, tmp_path: Path
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "new" / "snn.pt"  # a missing folder is created
     res = run_dtif(
-        "convert", *workload(checkpoint, data_dir, num_steps=STEPS),
+        "convert", *workload(tiny_checkpoint, fashion_dir, num_steps=STEPS),
         "--method", "dtif", "--out", out,
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -239,20 +249,20 @@ def test_convert_saves_an_snn_that_matches_a_fresh_conversion(
     assert loaded.meta["method"] == "dtif"
     assert loaded.meta["norm"] == PercentileNorm(99.9)
 
-    ckpt = load_checkpoint(checkpoint)
-    calib = calibration_subset(load_dataset("fashion-mnist", "train", str(data_dir)), CALIB, 0)
+    ckpt = load_checkpoint(tiny_checkpoint)
+    calib = calibration_subset(load_dataset("fashion-mnist", "train", str(fashion_dir)), CALIB, 0)
     fresh = METHODS["dtif"].build(ckpt.model, calib, "error", target_steps=1)
-    x = load_dataset("fashion-mnist", "test", str(data_dir)).images[:16]
+    x = load_dataset("fashion-mnist", "test", str(fashion_dir)).images[:16]
     with torch.no_grad():
         a, b = loaded.simulate(x, num_steps=STEPS), fresh.simulate(x, num_steps=STEPS)
     assert torch.equal(a.outputs, b.outputs)
     assert torch.equal(a.synops, b.synops)
 
 
-def test_evaluate_writes_json(checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_writes_json(tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ev.json"
     res = run_dtif(
-        "evaluate", *workload(checkpoint, data_dir, num_steps=4),
+        "evaluate", *workload(tiny_checkpoint, fashion_dir, num_steps=4),
         "--method", "if-max", "--out", out,
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -294,6 +304,6 @@ def test_python_m_dtif_and_console_script() -> None:
     assert proc.stdout.startswith("methods:") and all(name in proc.stdout for name in METHODS)
 
 
-def test_fake_data_sizes(data_dir: Path) -> None:
-    assert len(load_dataset("fashion-mnist", "train", str(data_dir))) == NUM_TRAIN
-    assert len(load_dataset("fashion-mnist", "test", str(data_dir))) == NUM_TEST
+def test_fake_data_sizes(fashion_dir: Path) -> None:
+    assert len(load_dataset("fashion-mnist", "train", str(fashion_dir))) == NUM_TRAIN
+    assert len(load_dataset("fashion-mnist", "test", str(fashion_dir))) == NUM_TEST

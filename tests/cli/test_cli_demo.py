@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_dtif
 
 import dtif.cli.commands as cli
 import dtif.train as train_module
 import dtif.train.steps as train_steps
 from dtif.methods import DEFAULT_METHODS
 from dtif.train import TrainConfig
+from tests.helpers.cli import run_dtif
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,10 +58,10 @@ def record(monkeypatch: pytest.MonkeyPatch, shrink: bool) -> Recorded:
 
 
 def test_demo_quick_trains_compares_then_reuses(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = record(monkeypatch, shrink=True)
-    args = ("demo", "--quick", "--out", tmp_path, "--data-dir", data_dir, "--device", "cpu")
+    args = ("demo", "--quick", "--out", tmp_path, "--data-dir", fashion_dir, "--device", "cpu")
     res = run_dtif(*args)
     assert res.code == 0, res.err
     run_dir = tmp_path / "cnn-quick"
@@ -69,11 +69,11 @@ def test_demo_quick_trains_compares_then_reuses(
     assert seen.runs == [run_dir]
     assert (config.model, config.width, config.epochs) == ("cnn", 0.5, 1)
     assert (config.train_limit, config.test_limit) == (5000, 1000)
-    assert config.data_dir == str(data_dir) and config.device == "cpu"
+    assert config.data_dir == str(fashion_dir) and config.device == "cpu"
     (ns,) = seen.compares
     assert (ns.num_steps, ns.test_limit, ns.calib_size) == (16, 500, 1000)
     assert ns.checkpoint == run_dir / "checkpoint.pt" and ns.out == str(run_dir / "compare")
-    assert ns.methods == ",".join(DEFAULT_METHODS) and ns.data_dir == str(data_dir)
+    assert ns.methods == ",".join(DEFAULT_METHODS) and ns.data_dir == str(fashion_dir)
     assert ns.resume is False and ns.no_progress is True
 
     assert "== 1/2 train (or reuse) the cnn" in res.out

@@ -1,7 +1,9 @@
 """Error paths through the CLI: one `dtif <cmd>: error: ...` line, exit code 2, no traceback.
 
-The library raises these errors (tests/data, tests/train test the messages in depth); here
-each is checked to reach the user cleanly from the command line.
+The library raises these errors (tests/data, tests/checkpoint test the messages in depth); here
+each is checked to reach the user cleanly from the command line. Damaged dataset and
+checkpoint files (the rows of docs/robustness.md) stop `dtif compare` end to end: nothing is
+computed and no results are written.
 """
 
 from __future__ import annotations
@@ -9,24 +11,20 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from cli_helpers import CliResult, run_dtif, workload
 
 import dtif.train.steps as train_steps
-from dtif.data.idx import idx_file_names
+from dtif.data.idx import IMAGES_MAGIC, LABELS_MAGIC, idx_file_names
+from tests.helpers.cli import assert_clean_error, compare_args, run_dtif, workload
+from tests.helpers.data import idx_bytes
+from tests.helpers.pickles import Payload
 
 TINY_TRAIN = ("--width", "0.125", "--batch-size", "32", "--train-limit", "64", "--device", "cpu")
-
-
-def assert_clean_error(res: CliResult, command: str, *needles: str) -> None:
-    """Exit 2, one error message on stderr naming each needle, nothing else."""
-    assert res.code == 2, (res.out, res.err)
-    assert res.err.startswith(f"dtif {command}: error: "), res.err
-    assert "Traceback" not in res.err
-    for needle in needles:
-        assert needle in res.err, (needle, res.err)
+IMAGES, LABELS = idx_file_names("test")
 
 
 # ---- datasets ------------------------------------------------------------------------------
@@ -34,14 +32,14 @@ def assert_clean_error(res: CliResult, command: str, *needles: str) -> None:
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 def test_missing_dataset_names_the_file_and_the_fix(
-    command: str, checkpoint: Path, tmp_path: Path
+    command: str, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     if command == "train":
         args = ["train", *TINY_TRAIN, "--data-dir", empty, "--out", tmp_path / "run"]
     else:
-        args = ["evaluate", *workload(checkpoint, empty)]
+        args = ["evaluate", *workload(tiny_checkpoint, empty)]
     res = run_dtif(*args)
     images, _ = idx_file_names("train")
     assert_clean_error(
@@ -50,15 +48,15 @@ def test_missing_dataset_names_the_file_and_the_fix(
 
 
 def test_missing_dataset_from_dtif_data(
-    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DTIF_DATA", str(tmp_path / "nowhere"))
-    res = run_dtif("compare", "--checkpoint", checkpoint, "--device", "cpu", "--out", tmp_path)
+    res = run_dtif("compare", "--checkpoint", tiny_checkpoint, "--device", "cpu", "--out", tmp_path)
     assert_clean_error(res, "compare", str(tmp_path / "nowhere"), "DTIF_DATA")
 
 
-def test_corrupt_dataset_file(data_dir: Path, tmp_path: Path) -> None:
-    broken = Path(shutil.copytree(data_dir, tmp_path / "data"))
+def test_corrupt_dataset_file(fashion_dir: Path, tmp_path: Path) -> None:
+    broken = Path(shutil.copytree(fashion_dir, tmp_path / "data"))
     images, _ = idx_file_names("train")
     raw = (broken / images).read_bytes()
     (broken / images).write_bytes(raw[: len(raw) // 2])  # truncated
@@ -67,37 +65,76 @@ def test_corrupt_dataset_file(data_dir: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def _damage(data: Path, kind: str) -> Path:
+    """Damage the test split of a copy of the fake dataset; return the damaged file."""
+    images, labels = data / IMAGES, data / LABELS
+    if kind == "wrong magic":
+        raw = images.read_bytes()
+        images.write_bytes(np.array([LABELS_MAGIC], dtype=">i4").tobytes() + raw[4:])
+        return images
+    if kind == "truncated":
+        raw = images.read_bytes()
+        images.write_bytes(raw[: len(raw) - 100])
+        return images
+    # one label fewer than images, in a file that is itself consistent
+    raw = labels.read_bytes()
+    count = int(np.frombuffer(raw, dtype=">i4", count=1, offset=4)[0])
+    labels.write_bytes(idx_bytes(np.frombuffer(raw[8 : 8 + count - 1], np.uint8), LABELS_MAGIC))
+    return labels
+
+
+@pytest.mark.parametrize("kind", ["wrong magic", "truncated", "label count"])
+def test_damaged_dataset_file(
+    kind: str, tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    data = Path(shutil.copytree(fashion_dir, tmp_path / "data"))
+    bad = _damage(data, kind)
+    out = tmp_path / "cmp"
+    res = run_dtif(*compare_args(tiny_checkpoint, data, out))
+    needle = {
+        "wrong magic": f"magic number {LABELS_MAGIC}, expected {IMAGES_MAGIC}",
+        "truncated": "is truncated",
+        "label count": "holds 63 labels",
+    }[kind]
+    assert_clean_error(res, "compare", str(bad), needle)
+    assert not (out / "results.json").exists()
+
+
 # ---- checkpoints ---------------------------------------------------------------------------
 
 
-def test_missing_checkpoint(data_dir: Path, tmp_path: Path) -> None:
-    res = run_dtif("convert", *workload(tmp_path / "nope.pt", data_dir), "--out", tmp_path / "s")
+def test_missing_checkpoint(fashion_dir: Path, tmp_path: Path) -> None:
+    res = run_dtif("convert", *workload(tmp_path / "nope.pt", fashion_dir), "--out", tmp_path / "s")
     assert_clean_error(res, "convert", "checkpoint not found", str(tmp_path / "nope.pt"))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_corrupt_checkpoint(damage: str, checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_corrupt_checkpoint(
+    damage: str, tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "checkpoint.pt"
-    raw = checkpoint.read_bytes()
+    raw = tiny_checkpoint.read_bytes()
     bad.write_bytes(b"not a torch file" * 8 if damage == "garbage" else raw[: len(raw) // 2])
-    res = run_dtif("compare", *workload(bad, data_dir), "--out", tmp_path / "cmp")
+    res = run_dtif("compare", *workload(bad, fashion_dir), "--out", tmp_path / "cmp")
     assert_clean_error(res, "compare", str(bad), "corrupt", "dtif train")
     assert not (tmp_path / "cmp" / "results.json").exists()
 
 
-def test_mismatched_checkpoint(checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
-    payload = torch.load(checkpoint, weights_only=True)
+def test_mismatched_checkpoint(tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path) -> None:
+    payload = torch.load(tiny_checkpoint, weights_only=True)
     payload["model"]["width"] = 0.25  # the weights are of a width-0.125 cnn
     bad = tmp_path / "wider.pt"
     torch.save(payload, bad)
-    res = run_dtif("evaluate", *workload(bad, data_dir))
+    res = run_dtif("evaluate", *workload(bad, fashion_dir))
     assert_clean_error(res, "evaluate", str(bad), "does not match the architecture", "shape")
 
 
-def test_state_dict_is_not_a_checkpoint(checkpoint: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_state_dict_is_not_a_checkpoint(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
     bare = tmp_path / "weights.pt"
-    torch.save(torch.load(checkpoint, weights_only=True)["state_dict"], bare)
-    res = run_dtif("convert", *workload(bare, data_dir), "--out", tmp_path / "snn.pt")
+    torch.save(torch.load(tiny_checkpoint, weights_only=True)["state_dict"], bare)
+    res = run_dtif("convert", *workload(bare, fashion_dir), "--out", tmp_path / "snn.pt")
     assert_clean_error(res, "convert", str(bare), "not a dtif-checkpoint file")
 
 
@@ -108,14 +145,59 @@ def test_export_of_a_corrupt_snn(tmp_path: Path) -> None:
     assert_clean_error(res, "export", str(bad))
 
 
+def _rewrite(checkpoint: Path, tmp_path: Path, **changes: Any) -> Path:
+    payload = torch.load(checkpoint, weights_only=True)
+    payload.update(changes)
+    path = tmp_path / "changed.pt"
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes", [{"dtif_version": "99.0.0"}, {"format_version": 99}], ids=["dtif", "layout"]
+)
+def test_checkpoint_from_a_newer_dtif(
+    changes: dict[str, Any], tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    path = _rewrite(tiny_checkpoint, tmp_path, **changes)
+    out = tmp_path / "cmp"
+    res = run_dtif(*compare_args(path, fashion_dir, out))
+    assert_clean_error(res, "compare", str(path), "newer than this dtif", "Upgrade dtif")
+    assert not out.exists()
+
+
+def test_checkpoint_with_a_pickle_payload(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    path = _rewrite(tiny_checkpoint, tmp_path, train_state={"x": Payload(marker)})
+    res = run_dtif(*compare_args(path, fashion_dir, tmp_path / "cmp"))
+    assert_clean_error(res, "compare", str(path), "refused", "pickle payload")
+    assert not marker.exists()  # the payload never ran
+
+
+def test_checkpoint_with_nan_weights(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    state = dict(torch.load(tiny_checkpoint, weights_only=True)["state_dict"])
+    name = next(k for k, v in state.items() if k.endswith("weight") and v.ndim > 1)
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    path = _rewrite(tiny_checkpoint, tmp_path, state_dict=state)
+    out = tmp_path / "cmp"
+    res = run_dtif(*compare_args(path, fashion_dir, out))
+    assert_clean_error(res, "compare", "NaN or Inf values in", name)
+    assert not (out / "results.json").exists()
+
+
 # ---- training runs -------------------------------------------------------------------------
 
 
 def test_interrupted_training_resumes(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "run"
-    args = ["train", *TINY_TRAIN, "--test-limit", "32", "--epochs", "2", "--data-dir", data_dir]
+    args = ["train", *TINY_TRAIN, "--test-limit", "32", "--epochs", "2", "--data-dir", fashion_dir]
     real_step = train_steps.train_step
     calls = {"n": 0}
 
@@ -143,11 +225,11 @@ def test_interrupted_training_resumes(
     assert summary["epochs_done"] == 2 and summary["finished"]
 
 
-def test_resume_with_another_config(trained: Path, data_dir: Path) -> None:
+def test_resume_with_another_config(tiny_run: Path, fashion_dir: Path) -> None:
     res = run_dtif(
         "train", "--width", "0.125", "--epochs", "2", "--batch-size", "32",
-        "--train-limit", "300", "--test-limit", "100", "--device", "cpu",
-        "--data-dir", data_dir, "--out", trained, "--resume",
+        "--train-limit", "200", "--test-limit", "50", "--device", "cpu",
+        "--data-dir", fashion_dir, "--out", tiny_run, "--resume",
     )  # fmt: skip
     assert_clean_error(res, "train", "different config", "epochs: 1 -> 2")
 
@@ -160,24 +242,24 @@ def test_compare_without_checkpoint(tmp_path: Path) -> None:
     assert_clean_error(res, "compare", "--checkpoint", "--list-methods")
 
 
-def test_argparse_rejects_bad_numbers(checkpoint: Path, data_dir: Path) -> None:
-    res = run_dtif("compare", *workload(checkpoint, data_dir, num_steps=0))
+def test_argparse_rejects_bad_numbers(tiny_checkpoint: Path, fashion_dir: Path) -> None:
+    res = run_dtif("compare", *workload(tiny_checkpoint, fashion_dir, num_steps=0))
     assert res.code == 2 and "Traceback" not in res.err
     assert "dtif compare: error: argument --num-steps: must be >= 1, got 0" in res.err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_a_gpu(checkpoint: Path, data_dir: Path) -> None:
-    res = run_dtif("evaluate", *workload(checkpoint, data_dir, device="cuda"))
+def test_cuda_without_a_gpu(tiny_checkpoint: Path, fashion_dir: Path) -> None:
+    res = run_dtif("evaluate", *workload(tiny_checkpoint, fashion_dir, device="cuda"))
     assert_clean_error(res, "evaluate", "--device cuda", "no CUDA device")
 
 
 def test_output_folder_that_cannot_be_made(
-    checkpoint: Path, data_dir: Path, tmp_path: Path
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should go")
-    res = run_dtif("convert", *workload(checkpoint, data_dir), "--out", blocker / "snn.pt")
+    res = run_dtif("convert", *workload(tiny_checkpoint, fashion_dir), "--out", blocker / "snn.pt")
     assert_clean_error(res, "convert", str(blocker), "--out")
 
 
@@ -196,7 +278,7 @@ def test_output_folder_that_cannot_be_made(
     ],
 )
 def test_bad_method_spec(
-    name: str, text: str | bytes | None, needle: str, tmp_path: Path, checkpoint: Path
+    name: str, text: str | bytes | None, needle: str, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     if name.endswith(".yaml"):
         pytest.importorskip("yaml")
@@ -206,5 +288,5 @@ def test_bad_method_spec(
     elif text is not None:
         spec.write_text(text)
     # Methods are checked before any data is read: no --data-dir needed.
-    res = run_dtif("compare", "--checkpoint", checkpoint, "--methods", spec, "--out", tmp_path)
+    res = run_dtif("compare", "--checkpoint", tiny_checkpoint, "--methods", spec, "--out", tmp_path)
     assert_clean_error(res, "compare", needle)

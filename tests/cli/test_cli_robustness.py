@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hardening_helpers import assert_clean_error, compare_args, run_dtif
 
 import dtif.report.compare as compare_module
+from tests.helpers.cli import assert_clean_error, compare_args, run_dtif
 
 
 @pytest.fixture(autouse=True)
 def _no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Drawing the two PNGs takes 3/4 of a tiny run; tests/cli checks them."""
+    """Drawing the two PNGs takes 3/4 of a tiny run; test_cli.py checks them."""
     monkeypatch.setattr("dtif.report.plots.plot_results", lambda results, out_dir: [])
 
 

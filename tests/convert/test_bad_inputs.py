@@ -1,4 +1,4 @@
-"""Bad input fails early and clearly; conversion never mutates the user's model."""
+"""Bad calibration data fails early and clearly; conversion never mutates the user's model."""
 
 from __future__ import annotations
 
@@ -12,43 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import dtif
-
-
-class Net(nn.Module):
-    """conv-BN-ReLU(inplace)-dropout-conv-ReLU-avgpool-FC, with a shared ReLU module."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.relu = nn.ReLU(inplace=True)
-        self.drop = nn.Dropout(0.5)
-        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=1)
-        self.pool = nn.AvgPool2d(2)
-        self.fc = nn.Linear(4 * 2 * 2, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.relu(self.bn(self.conv1(x))))
-        x = self.pool(self.relu(self.conv2(x)))
-        return self.fc(x.flatten(1))
-
-
-def make_net() -> Net:
-    torch.manual_seed(0)
-    model = Net()
-    with torch.no_grad():
-        model.bn.running_mean.uniform_(-0.5, 0.5)
-        model.bn.running_var.uniform_(0.5, 2.0)
-    return model.eval()
-
-
-def batch(n: int = 8, seed: int = 0) -> torch.Tensor:
-    return torch.randn(n, 2, 8, 8, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module")
-def snn() -> dtif.SpikingNetwork:
-    return dtif.convert(make_net(), batch())
+from tests.helpers.nets import dropout_net, dropout_net_input
 
 
 def snapshot(model: nn.Module) -> dict[str, object]:
@@ -74,55 +38,6 @@ def assert_untouched(model: nn.Module, before: dict[str, object]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# simulation inputs
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
-def test_non_finite_input_raises_before_simulation(snn: dtif.SpikingNetwork, bad: float) -> None:
-    calls: list[str] = []
-    hooks = [
-        part.register_forward_pre_hook(lambda m, a, name=name: calls.append(name))
-        for name, part in (("static", snn.static), ("dynamic", snn.dynamic))
-    ]
-    try:
-        x = batch()
-        x[5, 1, 3, 4] = bad
-        with pytest.raises(dtif.InputError, match="NaN or Inf"):
-            snn.simulate(x, 4)
-    finally:
-        for h in hooks:
-            h.remove()
-    assert calls == []  # nothing ran
-
-
-@pytest.mark.parametrize(
-    ("x", "match"),
-    [
-        (torch.randn(4, 3, 8, 8), "shape"),
-        (torch.randn(2, 8, 8), "shape"),
-        (torch.zeros(4, 2, 8, 8, dtype=torch.int64), "float"),
-        (torch.zeros(0, 2, 8, 8), "empty"),
-        ([[1.0]], "tensor"),
-    ],
-)
-def test_bad_input_raises_input_error(snn: dtif.SpikingNetwork, x: object, match: str) -> None:
-    with pytest.raises(dtif.InputError, match=match):
-        snn.simulate(x, 4)  # type: ignore[arg-type]  # deliberately bad input
-
-
-@pytest.mark.parametrize("num_steps", [0, -3, 2.5, "8"])
-def test_num_steps_below_one_raises(snn: dtif.SpikingNetwork, num_steps: object) -> None:
-    with pytest.raises(dtif.InputError, match="num_steps"):
-        snn.simulate(batch(), num_steps)  # type: ignore[arg-type]  # deliberately bad
-
-
-def test_evaluate_rejects_bad_num_steps(snn: dtif.SpikingNetwork) -> None:
-    loader = [(batch(4), torch.zeros(4, dtype=torch.long))]
-    with pytest.raises(dtif.InputError, match="num_steps"):
-        dtif.evaluate(snn, loader, num_steps=0)
-
-
-# ---------------------------------------------------------------------------------------------
 # calibration data
 
 
@@ -138,7 +53,7 @@ def test_evaluate_rejects_bad_num_steps(snn: dtif.SpikingNetwork) -> None:
 )
 def test_empty_calibration_raises(calib: object) -> None:
     with pytest.raises(dtif.CalibrationError, match="empty"):
-        dtif.convert(make_net(), calib)
+        dtif.convert(dropout_net(), calib)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +63,12 @@ def test_empty_calibration_raises(calib: object) -> None:
 )
 def test_wrong_shape_calibration_raises(calib: torch.Tensor) -> None:
     with pytest.raises(dtif.CalibrationError, match="shape"):
-        dtif.convert(make_net(), calib)
+        dtif.convert(dropout_net(), calib)
 
 
 def test_calibration_batches_of_mixed_shapes_raise() -> None:
     with pytest.raises(dtif.CalibrationError):
-        dtif.convert(make_net(), [batch(4), torch.randn(4, 3, 8, 8)])
+        dtif.convert(dropout_net(), [dropout_net_input(4), torch.randn(4, 3, 8, 8)])
 
 
 @pytest.mark.parametrize(
@@ -168,13 +83,13 @@ def test_calibration_batches_of_mixed_shapes_raise() -> None:
 )
 def test_bad_calibration_values_raise(calib: object, match: str) -> None:
     with pytest.raises(dtif.CalibrationError, match=match):
-        dtif.convert(make_net(), calib)
+        dtif.convert(dropout_net(), calib)
 
 
 def test_calibration_accepts_tensors_pairs_loaders_and_iterators() -> None:
-    x = batch(8)
+    x = dropout_net_input(8)
     y = torch.zeros(8, dtype=torch.long)
-    ref = dtif.convert(make_net(), x).simulate(x, 6).outputs
+    ref = dtif.convert(dropout_net(), x).simulate(x, 6).outputs
 
     def one_shot() -> Iterator[torch.Tensor]:
         yield x[:3]
@@ -186,12 +101,12 @@ def test_calibration_accepts_tensors_pairs_loaders_and_iterators() -> None:
         DataLoader(TensorDataset(x, y), batch_size=3),
         one_shot(),
     ):
-        out = dtif.convert(make_net(), calib).simulate(x, 6).outputs
+        out = dtif.convert(dropout_net(), calib).simulate(x, 6).outputs
         torch.testing.assert_close(out, ref)
     # a one-shot iterator also survives the two passes of a percentile norm
     norm = dtif.PercentileNorm(99.0)
-    a = dtif.convert(make_net(), one_shot(), norm=norm).simulate(x, 6).outputs
-    b = dtif.convert(make_net(), x, norm=norm).simulate(x, 6).outputs
+    a = dtif.convert(dropout_net(), one_shot(), norm=norm).simulate(x, 6).outputs
+    b = dtif.convert(dropout_net(), x, norm=norm).simulate(x, 6).outputs
     torch.testing.assert_close(a, b)
 
 
@@ -200,9 +115,9 @@ def test_calibration_accepts_tensors_pairs_loaders_and_iterators() -> None:
 
 
 def test_train_mode_model_converts_in_eval_mode_with_a_warning() -> None:
-    model = make_net().train()
+    model = dropout_net().train()
     before = snapshot(model)
-    x = batch()
+    x = dropout_net_input()
     with pytest.warns(UserWarning, match="train mode") as record:
         snn = dtif.convert(model, x)
     assert record[0].filename == __file__  # the warning points at the caller
@@ -220,16 +135,16 @@ def test_train_mode_model_converts_in_eval_mode_with_a_warning() -> None:
 def test_eval_mode_model_converts_without_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        dtif.convert(make_net(), batch())
+        dtif.convert(dropout_net(), dropout_net_input())
 
 
 @pytest.mark.parametrize("neuron", [dtif.IF(), dtif.DTIF(alpha=4.0, payload="graded", burst=2)])
 @pytest.mark.parametrize("maxpool", ["error", "gate"])
 def test_conversion_never_mutates_the_model(neuron: object, maxpool: str) -> None:
-    model = make_net()
+    model = dropout_net()
     if maxpool == "gate":
         model.pool = nn.MaxPool2d(2)  # type: ignore[assignment]  # swap the pool type
-    x = batch()
+    x = dropout_net_input()
     with torch.no_grad():
         expected = model(x)
     before = snapshot(model)
@@ -244,20 +159,20 @@ def test_conversion_never_mutates_the_model(neuron: object, maxpool: str) -> Non
 
 
 def test_non_finite_weights_raise_conversion_error() -> None:
-    model = make_net()
+    model = dropout_net()
     with torch.no_grad():
         model.conv2.weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(dtif.ConversionError, match="NaN or Inf"):
-        dtif.convert(model, batch())
+        dtif.convert(model, dropout_net_input())
 
 
 def test_bad_neuron_argument_raises() -> None:
     with pytest.raises(dtif.InputError, match="neuron"):
-        dtif.convert(make_net(), batch(), neuron="IF")  # type: ignore[arg-type]  # deliberately bad
+        dtif.convert(dropout_net(), dropout_net_input(), neuron="IF")  # type: ignore[arg-type]  # deliberately bad
 
 
 def test_per_layer_alpha_length_is_checked() -> None:
     # Net has two spiking layers (the shared ReLU is called twice)
-    dtif.convert(make_net(), batch(), neuron=dtif.DTIF(alpha=(1.0, 2.0)))
+    dtif.convert(dropout_net(), dropout_net_input(), neuron=dtif.DTIF(alpha=(1.0, 2.0)))
     with pytest.raises(dtif.InputError, match="per-layer alpha"):
-        dtif.convert(make_net(), batch(), neuron=dtif.DTIF(alpha=(1.0, 2.0, 3.0)))
+        dtif.convert(dropout_net(), dropout_net_input(), neuron=dtif.DTIF(alpha=(1.0, 2.0, 3.0)))

@@ -35,7 +35,7 @@ TOLERANCE = 0.02  # of max |ANN logit|
 MIN_AGREEMENT = 0.99
 # Chunks of 128 steps keep the stacked tensors small (a few MB): on CPU that is about twice as
 # fast as one 2048-step chunk, which spends its time faulting in fresh pages. Chunking does not
-# change results (test_engine.py).
+# change results (tests/sim/test_engine.py).
 TIME_CHUNK = 128
 
 NEURONS: dict[str, NeuronParams] = {

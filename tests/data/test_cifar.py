@@ -10,10 +10,10 @@ from typing import Literal
 import numpy as np
 import pytest
 import torch
-from data_fakes import cifar_batch, write_cifar, write_tar
 
 from dtif.data import CIFAR10, CIFAR100, CifarSpec, dataset_info, load_cifar, load_dataset
 from dtif.errors import DatasetError
+from tests.helpers.data import cifar_batch, write_cifar, write_tar
 
 SPECS = pytest.mark.parametrize("spec", [CIFAR10, CIFAR100], ids=["cifar10", "cifar100"])
 LAYOUTS = pytest.mark.parametrize("layout", ["folder", "self", "tar"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fakes import idx_bytes, write_file, write_idx
 
 from dtif.data import load_dataset, load_idx_split, read_idx
 from dtif.data.idx import IMAGES_MAGIC, LABELS_MAGIC
 from dtif.errors import DatasetError
+from tests.helpers.data import idx_bytes, write_file, write_idx
 
 HINT = "HOW-TO-GET"
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_fakes import write_cifar, write_idx
 
 from dtif.data import (
     CIFAR10,
@@ -21,6 +20,7 @@ from dtif.data import (
     load_dataset,
 )
 from dtif.errors import DatasetError, InputError
+from tests.helpers.data import write_cifar, write_idx
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -1,7 +1,4 @@
-"""Helpers of the CLI tests: run ``dtif`` in-process and capture what it prints.
-
-A plain module, not ``conftest.py``, so that tests import it under a unique name.
-"""
+"""Run ``dtif`` in-process, capture what it prints, and check its error messages."""
 
 from __future__ import annotations
 
@@ -11,10 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dtif.cli import main
-
-#: Images of the fake Fashion-MNIST that the CLI tests train and evaluate on.
-NUM_TRAIN = 400
-NUM_TEST = 200
 
 
 @dataclass
@@ -37,6 +30,15 @@ def run_dtif(*args: str | Path | int) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+def assert_clean_error(res: CliResult, command: str, *needles: str) -> None:
+    """Exit 2, one `dtif <command>: error:` message naming each needle, no traceback."""
+    assert res.code == 2, (res.code, res.out, res.err)
+    assert res.err.startswith(f"dtif {command}: error: "), res.err
+    assert "Traceback" not in res.err
+    for needle in needles:
+        assert needle in res.err, (needle, res.err)
+
+
 def workload(checkpoint: Path, data_dir: Path, **opts: int | str) -> list[str]:
     """Checkpoint and data arguments of convert/evaluate/compare; tiny unless overridden.
 
@@ -48,3 +50,12 @@ def workload(checkpoint: Path, data_dir: Path, **opts: int | str) -> list[str]:
     for key, value in settings.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
+
+
+def compare_args(checkpoint: Path, data_dir: Path, out: Path, *extra: str) -> list[str]:
+    """`dtif compare` on a tiny workload: 32 test images, 32 calibration images, T = 8."""
+    return [
+        "compare", "--checkpoint", str(checkpoint), "--data-dir", str(data_dir),
+        "--test-limit", "32", "--calib-size", "32", "--batch-size", "16", "--num-steps", "8",
+        "--device", "cpu", "--methods", "if-max,if-p99.9", "--out", str(out), *extra,
+    ]  # fmt: skip

@@ -1,7 +1,5 @@
-"""Writers of tiny fake dataset files (IDX, CIFAR python version) for the data tests.
-
-A plain module, not ``conftest.py``, so that tests import it under a unique name.
-"""
+"""Writers of tiny fake dataset files: IDX and CIFAR (python version) files for the data tests,
+and a learnable fake Fashion-MNIST for the tests that train, convert and compare."""
 
 from __future__ import annotations
 
@@ -16,6 +14,10 @@ import numpy as np
 
 from dtif.data import CifarSpec
 from dtif.data.idx import IMAGES_MAGIC, LABELS_MAGIC, idx_file_names
+
+#: Images per split of the fake Fashion-MNIST.
+NUM_TRAIN = 256
+NUM_TEST = 64
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -112,3 +114,37 @@ def write_cifar(
         for member, raw in members.items():
             (folder / member).write_bytes(raw)
     return np.concatenate(datas), np.concatenate(labels)
+
+
+def _learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise plus a bright horizontal band whose row depends on the class: easy to learn."""
+    images = rng.integers(0, 96, size=(labels.size, 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        row = 2 + 2 * int(label)
+        images[i, row : row + 3, 4:24] = 255
+    return images
+
+
+def write_fake_fashion(
+    directory: Path, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST
+) -> Path:
+    """Write the four (raw) IDX files of a tiny learnable Fashion-MNIST into ``directory``.
+
+    Returns:
+        ``directory``, to pass as ``data_dir``.
+    """
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    splits: tuple[tuple[Literal["train", "test"], int], ...] = (
+        ("train", num_train),
+        ("test", num_test),
+    )
+    for split, n in splits:
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        rng.shuffle(labels)
+        images_name, labels_name = idx_file_names(split)
+        (directory / images_name).write_bytes(
+            idx_bytes(_learnable_images(labels, rng), IMAGES_MAGIC)
+        )
+        (directory / labels_name).write_bytes(idx_bytes(labels, LABELS_MAGIC))
+    return directory

@@ -7,8 +7,6 @@ import torch
 from torch import nn
 
 import dtif
-from dtif.nn.context import LayerRecord, RunContext, bind
-from dtif.nn.neuron import SpikingNeuron
 
 CL = torch.channels_last
 
@@ -38,26 +36,6 @@ def test_channels_last_network_matches_the_default_layout(neuron: object) -> Non
     assert torch.allclose(got.synops, ref.synops, rtol=1e-3)
     for name, counts in ref.spikes.items():
         assert torch.allclose(got.spikes[name], counts, rtol=1e-3, atol=1.0)
-
-
-def test_recorded_counts_and_synops_do_not_depend_on_the_layout() -> None:
-    gen = torch.Generator().manual_seed(3)
-    steps, batch, shape = 4, 3, (5, 6, 7)
-    x = (torch.rand(steps * batch, *shape, generator=gen) * 3).contiguous(memory_format=CL)
-    fanout = torch.randint(1, 20, (1, *shape), generator=gen).float()
-    records = []
-    for xin in (x, x.contiguous()):
-        neuron = SpikingNeuron(dtif.IF(), torch.tensor(1.0), "layer")
-        ctx = RunContext(batch_size=batch, fanout={"layer": fanout})
-        with torch.inference_mode(), bind([neuron], ctx):
-            ctx.num_steps = steps
-            neuron(xin)
-        rec: LayerRecord = ctx.records["layer"]
-        records.append((torch.cat(rec.spikes), torch.cat(rec.synops)))
-    (spikes_cl, synops_cl), (spikes, synops) = records
-    assert torch.equal(spikes_cl, spikes)
-    assert torch.allclose(synops_cl, synops, rtol=1e-12)
-    assert synops.sum() > 0
 
 
 def test_default_layout_input_to_a_channels_last_network() -> None:

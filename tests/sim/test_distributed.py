@@ -9,7 +9,6 @@ one-process run's. The slow suite also launches the real `torchrun -m dtif compa
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import socket
@@ -34,29 +33,9 @@ from dtif.nn.neuron import SpikingNeuron
 from dtif.sim import distributed
 from dtif.sim.evaluate import Totals, evaluate
 from dtif.train import TrainConfig, train
-from dtif.train.steps import rank_batches
 
-_FAKES = Path(__file__).parents[1] / "train" / "train_fakes.py"
 NUM_TEST = 41  # odd, not a multiple of the batch size: an even split would need padding
 WIDTH = 0.125
-
-
-def _write_fake_fashion(directory: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("dist_train_fakes", _FAKES)
-    assert spec is not None and spec.loader is not None
-    fakes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fakes)
-    return fakes.write_fake_fashion(directory)  # type: ignore[no-any-return]  # returns its Path
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Fake Fashion-MNIST (256 train, 64 test images) and a tiny CNN trained for one epoch."""
-    root = tmp_path_factory.mktemp("dist")
-    data = _write_fake_fashion(root / "data")
-    config = TrainConfig(width=WIDTH, epochs=1, batch_size=64, data_dir=str(data), num_threads=1)
-    train(config, root / "run", progress=False, log=lambda line: None)
-    return root
 
 
 # ---- one process ---------------------------------------------------------------------------
@@ -88,21 +67,8 @@ def test_shard_without_a_group_is_the_dataset() -> None:
         distributed.shard(data, 2, part=2, num_parts=2)
 
 
-def test_rank_batches_split_each_batch_and_weight_the_loss() -> None:
-    loader = [(torch.arange(n).float()[:, None], torch.arange(n)) for n in (7, 4, 1)]
-    for world in (1, 2, 3):
-        parts = [list(rank_batches(loader, r, world)) for r in range(world)]
-        for step, (_, labels) in enumerate(loader):
-            got = torch.cat([parts[r][step][1] for r in range(world)])
-            weights = [parts[r][step][2] for r in range(world)]
-            assert all(len(parts[r][step][1]) >= 1 for r in range(world))  # every rank steps
-            if len(labels) >= world:
-                assert torch.equal(got, labels)
-            assert sum(weights) == pytest.approx(world)  # DDP's mean = the batch's mean loss
-
-
-def test_evaluate_with_reduce_hook_matches_plain(run_dir: Path) -> None:
-    ckpt = load_checkpoint(run_dir / "run" / "checkpoint.pt")
+def test_evaluate_with_reduce_hook_matches_plain(tiny_checkpoint: Path) -> None:
+    ckpt = load_checkpoint(tiny_checkpoint)
     x = torch.randn(12, 1, 28, 28)
     snn = METHODS["dtif"].build(ckpt.model, x, "error", target_steps=1)
     batches = [(x[:5], torch.arange(5)), (x[5:], torch.arange(7))]
@@ -133,7 +99,7 @@ def _gather(t: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+def _worker(rank: int, world: int, port: int, checkpoint: str, data: str, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(
         {
@@ -148,18 +114,18 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     try:
         assert torch_dist.get_backend() == "gloo"
         assert (distributed.rank(), distributed.world_size()) == (rank, world)
-        _check_thresholds_agree(Path(root), rank)
+        _check_thresholds_agree(Path(checkpoint), rank)
         _check_empty_rank_reduction(rank)
-        _check_ddp_training(Path(root), rank)
+        _check_ddp_training(Path(data), Path(out), rank)
         with open(Path(out) / f"stdout.{rank}", "w") as stdout, redirect_stdout(stdout):
-            assert main(_compare_args(Path(root), Path(out) / "multi")) == 0
+            assert main(_compare_args(Path(checkpoint), Path(data), Path(out) / "multi")) == 0
     finally:
         distributed.destroy()
 
 
-def _check_thresholds_agree(root: Path, rank: int) -> None:
+def _check_thresholds_agree(checkpoint: Path, rank: int) -> None:
     """Ranks that calibrate on different images still end with rank 0's thresholds."""
-    model = load_checkpoint(root / "run" / "checkpoint.pt").model
+    model = load_checkpoint(checkpoint).model
     calib = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(rank))
     snn = METHODS["dtif"].build(model, calib, "error", target_steps=1)
     neurons = [m for m in snn.layers() if isinstance(m, SpikingNeuron)]
@@ -197,16 +163,16 @@ def _check_empty_rank_reduction(rank: int) -> None:
     assert total.spikes["a"].tolist() == [2.0] * steps and total.ann_correct.item() == 4.0
 
 
-def _check_ddp_training(root: Path, rank: int) -> None:
+def _check_ddp_training(data: Path, work: Path, rank: int) -> None:
     """`train` under a group: DDP, same summary on every rank, rank 0 writes the files."""
-    out = root / "ddp"
+    out = work / "ddp"
     config = TrainConfig(
         width=WIDTH,
         epochs=1,
         batch_size=48,
         train_limit=100,
         test_limit=20,
-        data_dir=str(root / "data"),
+        data_dir=str(data),
         num_threads=1,
     )
     logs: list[str] = []
@@ -224,18 +190,18 @@ def _check_ddp_training(root: Path, rank: int) -> None:
     assert not torch.equal(weights, init)  # it trained
 
 
-def _compare_args(run_dir: Path, out: Path) -> list[str]:
+def _compare_args(checkpoint: Path, data: Path, out: Path) -> list[str]:
     return [
         "--no-progress",
         "compare",
-        "--checkpoint", str(run_dir / "run" / "checkpoint.pt"),
+        "--checkpoint", str(checkpoint),
         "--methods", "if-max,dtif",
         "--num-steps", "8",
         "--test-limit", str(NUM_TEST),
         "--calib-size", "64",
         "--batch-size", "10",
         "--device", "cpu",
-        "--data-dir", str(run_dir / "data"),
+        "--data-dir", str(data),
         "--out", str(out),
     ]  # fmt: skip
 
@@ -256,11 +222,12 @@ def _assert_same_results(tmp_path: Path) -> None:
 
 
 def test_two_ranks_agree_train_and_compare_exactly(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(_compare_args(run_dir, tmp_path / "single")) == 0
+    assert main(_compare_args(tiny_checkpoint, fashion_dir, tmp_path / "single")) == 0
     capsys.readouterr()
-    mp.spawn(_worker, args=(2, _free_port(), str(run_dir), str(tmp_path)), nprocs=2, join=True)
+    args = (2, _free_port(), str(tiny_checkpoint), str(fashion_dir), str(tmp_path))
+    mp.spawn(_worker, args=args, nprocs=2, join=True)
     assert "ANN accuracy" in (tmp_path / "stdout.0").read_text()
     assert (tmp_path / "stdout.1").read_text() == ""  # only rank 0 prints
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == sorted(
@@ -271,15 +238,15 @@ def test_two_ranks_agree_train_and_compare_exactly(
 
 @pytest.mark.slow
 def test_torchrun_compare_matches_one_process_exactly(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(_compare_args(run_dir, tmp_path / "single")) == 0
+    assert main(_compare_args(tiny_checkpoint, fashion_dir, tmp_path / "single")) == 0
     capsys.readouterr()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "dtif", *_compare_args(run_dir, tmp_path / "multi"),
+        "-m", "dtif", *_compare_args(tiny_checkpoint, fashion_dir, tmp_path / "multi"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

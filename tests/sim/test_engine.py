@@ -152,15 +152,6 @@ def test_forward_is_the_rate_decoded_output() -> None:
     torch.testing.assert_close(snn(x, num_steps=16), res.outputs[-1] / 16)
 
 
-def test_neuron_outside_simulation_refuses() -> None:
-    model = make_net(dyadic=False)
-    x = torch.randn(4, 2, 8, 8)
-    snn = dtif.convert(model, x)
-    neuron = next(m for m in snn.modules() if isinstance(m, SpikingNeuron))
-    with pytest.raises(dtif.DtifError, match="simulate"):
-        neuron(torch.zeros(4, 4, 6, 6))
-
-
 def test_snn_moves_between_devices() -> None:
     model = make_net(dyadic=False)
     x = torch.randn(5, 2, 8, 8, generator=torch.Generator().manual_seed(7))

@@ -9,29 +9,24 @@ from typing import Any
 
 import pytest
 import torch
-from train_fakes import NUM_TEST, NUM_TRAIN, write_fake_fashion
 
 import dtif.train.steps as train_steps
 from dtif.checkpoint import load_checkpoint
 from dtif.errors import CheckpointError, InputError
 from dtif.train import DEFAULT_LR, TrainConfig, train
+from tests.helpers.data import NUM_TEST, NUM_TRAIN
 
 WIDTH = 0.125
 BATCH = 64
 STEPS_PER_EPOCH = NUM_TRAIN // BATCH
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_fake_fashion(tmp_path_factory.mktemp("fashion")))
-
-
-def _config(data_dir: str, **kw: Any) -> TrainConfig:
+def _config(data_dir: Path, **kw: Any) -> TrainConfig:
     args: dict[str, Any] = {
         "width": WIDTH,
         "epochs": 1,
         "batch_size": BATCH,
-        "data_dir": data_dir,
+        "data_dir": str(data_dir),
         "lr": 0.05,
         # Tiny models gain nothing from threads, and a busy CI machine makes OpenMP spin.
         "num_threads": 1,
@@ -57,8 +52,8 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[key], b[key]), key
 
 
-def test_one_epoch_writes_checkpoint_and_summary(data_dir: str, tmp_path: Path) -> None:
-    config = _config(data_dir)
+def test_one_epoch_writes_checkpoint_and_summary(fashion_dir: Path, tmp_path: Path) -> None:
+    config = _config(fashion_dir)
     summary = _quiet(config, tmp_path / "run")
     logs = summary.pop("_logs")
     assert len(logs) == 1 and logs[0].startswith("epoch 1/1: loss")
@@ -85,30 +80,32 @@ def test_one_epoch_writes_checkpoint_and_summary(data_dir: str, tmp_path: Path) 
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "train.json"]
 
 
-def test_learns_the_fake_task(data_dir: str, tmp_path: Path) -> None:
+def test_learns_the_fake_task(fashion_dir: Path, tmp_path: Path) -> None:
     summary = _quiet(
-        _config(data_dir, epochs=2, batch_size=32, optimizer="adam", lr=1e-2), tmp_path
+        _config(fashion_dir, epochs=2, batch_size=32, optimizer="adam", lr=1e-2), tmp_path
     )
     history = summary["history"]
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["test_accuracy"] > 0.8  # chance is 0.1
 
 
-def test_same_seed_gives_identical_weights(data_dir: str, tmp_path: Path) -> None:
-    config = _config(data_dir, train_limit=128, label_smoothing=0.1)
+def test_same_seed_gives_identical_weights(fashion_dir: Path, tmp_path: Path) -> None:
+    config = _config(fashion_dir, train_limit=128, label_smoothing=0.1)
     first = _quiet(config, tmp_path / "a")
     second = _quiet(config, tmp_path / "b")
     assert first["history"][0]["loss"] == second["history"][0]["loss"]
     assert first["num_train"] == 128
     _assert_same_weights(_state(tmp_path / "a"), _state(tmp_path / "b"))
-    third = _quiet(_config(data_dir, train_limit=128, label_smoothing=0.1, seed=1), tmp_path / "c")
+    third = _quiet(
+        _config(fashion_dir, train_limit=128, label_smoothing=0.1, seed=1), tmp_path / "c"
+    )
     assert third["history"][0]["loss"] != first["history"][0]["loss"]
 
 
 def test_interrupted_run_resumes_bit_identically(
-    data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _config(data_dir, epochs=2)
+    config = _config(fashion_dir, epochs=2)
     reference = _quiet(config, tmp_path / "ref")
 
     real_step = train_steps.train_step
@@ -148,9 +145,9 @@ def test_interrupted_run_resumes_bit_identically(
 
 
 def test_resume_finished_run_returns_without_training(
-    data_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = _config(data_dir)
+    config = _config(fashion_dir)
     first = _quiet(config, tmp_path)
 
     def no_training(*args: Any) -> tuple[float, int]:
@@ -164,30 +161,30 @@ def test_resume_finished_run_returns_without_training(
     assert again["history"] == first["history"]
 
 
-def test_resume_with_other_config_is_refused(data_dir: str, tmp_path: Path) -> None:
-    _quiet(_config(data_dir), tmp_path)
+def test_resume_with_other_config_is_refused(fashion_dir: Path, tmp_path: Path) -> None:
+    _quiet(_config(fashion_dir), tmp_path)
     with pytest.raises(
         CheckpointError, match=r"different config \(epochs: 1 -> 2; lr: 0.05 -> 0.1\)"
     ):
-        _quiet(_config(data_dir, lr=0.1, epochs=2), tmp_path, resume=True)
+        _quiet(_config(fashion_dir, lr=0.1, epochs=2), tmp_path, resume=True)
     # Fields that do not change the result may differ.
-    _quiet(_config(data_dir, num_threads=2), tmp_path, resume=True)
+    _quiet(_config(fashion_dir, num_threads=2), tmp_path, resume=True)
 
 
-def test_resume_without_checkpoint_starts_a_new_run(data_dir: str, tmp_path: Path) -> None:
-    summary = _quiet(_config(data_dir, train_limit=64), tmp_path / "new", resume=True)
+def test_resume_without_checkpoint_starts_a_new_run(fashion_dir: Path, tmp_path: Path) -> None:
+    summary = _quiet(_config(fashion_dir, train_limit=64), tmp_path / "new", resume=True)
     assert summary["epochs_done"] == 1
 
 
-def test_existing_run_needs_resume_or_overwrite(data_dir: str, tmp_path: Path) -> None:
-    config = _config(data_dir, train_limit=64)
+def test_existing_run_needs_resume_or_overwrite(fashion_dir: Path, tmp_path: Path) -> None:
+    config = _config(fashion_dir, train_limit=64)
     _quiet(config, tmp_path)
     with pytest.raises(InputError, match=r"already holds a training run.*resume=True"):
         _quiet(config, tmp_path)
     assert _quiet(config, tmp_path, overwrite=True)["epochs_done"] == 1
 
 
-def test_resume_from_a_checkpoint_without_train_state(data_dir: str, tmp_path: Path) -> None:
+def test_resume_from_a_checkpoint_without_train_state(fashion_dir: Path, tmp_path: Path) -> None:
     from dtif.checkpoint import save_checkpoint
     from dtif.models import ModelSpec
 
@@ -197,7 +194,7 @@ def test_resume_from_a_checkpoint_without_train_state(data_dir: str, tmp_path: P
         dataset="fashion-mnist", mean=(0.0,), std=(1.0,), test_accuracy=None, epoch=1,
     )  # fmt: skip
     with pytest.raises(CheckpointError, match="holds no training state"):
-        _quiet(_config(data_dir, epochs=2), tmp_path, resume=True)
+        _quiet(_config(fashion_dir, epochs=2), tmp_path, resume=True)
 
 
 def test_config_defaults_and_validation() -> None:
@@ -235,10 +232,10 @@ def test_config_defaults_and_validation() -> None:
 
 
 def test_progress_bar_and_test_limit(
-    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fashion_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     summary = train(
-        _config(data_dir, train_limit=64, test_limit=16), tmp_path, progress=True, log=print
+        _config(fashion_dir, train_limit=64, test_limit=16), tmp_path, progress=True, log=print
     )
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "acc=" in err

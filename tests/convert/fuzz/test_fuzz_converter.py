@@ -34,8 +34,9 @@ import collections
 import time
 
 import pytest
-from fuzz_models import Case, cases, check_case
 from hypothesis import HealthCheck, given, settings
+
+from tests.convert.fuzz.fuzz_models import Case, cases, check_case
 
 DEFAULT_EXAMPLES = 300
 SLOW_EXAMPLES = 5000

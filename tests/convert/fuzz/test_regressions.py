@@ -20,12 +20,12 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from fuzz_models import RELU_SPELLINGS, Act, Case, check_case
 from torch import nn
 
 import dtif
 from dtif.nn.context import RunContext, bind
 from dtif.nn.layers import SpikeMaxPool
+from tests.convert.fuzz.fuzz_models import RELU_SPELLINGS, Act, Case, check_case
 
 STATEMENTS = [s for s in RELU_SPELLINGS if s.endswith("stmt")]
 

@@ -1,0 +1,92 @@
+"""Named methods: the calibrated ones (`dtif-auto`, `if-auto`) never read the test data, and
+spec files with an `alpha_grid`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from dtif.errors import InputError
+from dtif.methods import METHODS, get_method
+from dtif.report.compare import compare_methods
+from tests.helpers.nets import calibration_images, calibration_net
+
+
+class _Tracked:
+    """A test loader that counts how often it is iterated."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.batches = [(x, y)]
+        self.reads = 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.reads += 1
+        return iter(self.batches)
+
+
+def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dtif.methods
+
+    seen: list[int] = []
+    real = dtif.methods.calibrate_dtif
+
+    def spy(model: nn.Module, calib: object, **kw: Any) -> Any:
+        seen.append(loader.reads)
+        assert torch.equal(torch.as_tensor(calib), calib_x)  # only the calibration images
+        return real(model, calib, **kw)
+
+    monkeypatch.setattr(dtif.methods, "calibrate_dtif", spy)
+    calib_x = calibration_images()
+    gen = torch.Generator().manual_seed(5)
+    loader = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))
+    results = compare_methods(
+        calibration_net(),
+        calib_x,
+        loader,
+        [METHODS["if-max"], METHODS["dtif-auto"], METHODS["if-auto"]],
+        num_steps=8,
+        num_test=10,
+        progress=False,
+        log=lambda _: None,
+    )
+    assert seen == [1, 2]  # each calibration ran before that method's evaluation
+    # The chosen values do not depend on the test data: another test set, same choice.
+    other = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))
+    again = compare_methods(
+        calibration_net(),
+        calib_x,
+        other,
+        [METHODS["dtif-auto"]],
+        8,
+        10,
+        progress=False,
+        log=lambda _: None,
+    )
+    used = results["methods"]["dtif-auto"]["neuron_used"]
+    assert again["methods"]["dtif-auto"]["neuron_used"] == used
+    assert set(results["methods"]["if-auto"]["neuron_used"]["alpha"]) == {0.0}
+
+
+def test_alpha_grid_in_a_spec_file(tmp_path: Path) -> None:
+    spec = {
+        "name": "mine",
+        "neuron": {"type": "DTIF", "alpha": 4.0},
+        "norm": {"type": "PercentileNorm", "p": 99.9},
+        "auto": True,
+        "alpha_grid": [0, 2],
+    }
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(spec))
+    method = get_method(str(path))
+    assert method.auto and method.alpha_grid == (0.0, 2.0)
+    assert method.to_dict()["alpha_grid"] == [0.0, 2.0]
+    assert "alpha_grid" not in METHODS["dtif-auto"].to_dict()  # old results still resume
+    path.write_text(json.dumps({**spec, "alpha_grid": "big"}))
+    with pytest.raises(InputError, match="alpha_grid"):
+        get_method(str(path))

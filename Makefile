@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch>=2.2,<2.14
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install data demo demo-quick test test-slow bench lint clean
+.PHONY: install data demo demo-quick test test-slow lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv --system-site-packages $(VENV)

@@ -13,7 +13,8 @@
 # (.data/ is git-ignored), then run each stage with `.data` carried:
 #   bash benchmarks/gpu_check.sh speed
 #   bash benchmarks/gpu_check.sh latency
-# Results go to $OUT (or runs/gpu_check_out): a log per stage and the JSON files, at most 8.
+# Results go to $OUT (or runs/gpu_check_out): a log per stage and the JSON files (latency: with
+# its two plots per model), at most 8 files.
 # GPU_CHECK_SMOKE=1 shrinks every run (CPU, a few images and steps) to test the plumbing.
 set -u
 stage=${1:?usage: gpu_check.sh speed|latency}
@@ -52,7 +53,7 @@ case "$stage" in
     [ "$smoke" = 1 ] && steps=8 repeats=1 batches="4"
     for b in $batches; do
       run 240 "$py" benchmarks/sim_speed.py --device "$device" --steps "$steps" --batch "$b" \
-        --repeats "$repeats" --no-spikingjelly --no-memory --no-docs \
+        --repeats "$repeats" --no-spikingjelly --no-memory \
         --out "$out/sim_speed_gpu_b$b.json"
     done
     ;;
@@ -63,10 +64,10 @@ case "$stage" in
       extra=(--test-limit 20 --num-steps 4 --calib-size 32 --methods if-max,dtif)
       vgg_width=0.25  # the shipped weights: no training in a smoke run
     fi
-    run 280 "$py" benchmarks/latency.py --model resnet20 --device "$device" --no-docs \
+    run 280 "$py" benchmarks/latency.py --model resnet20 --device "$device" \
       --runs "$runs" --resume "${extra[@]}"
     run 280 "$py" benchmarks/latency.py --model vgg16 --width "$vgg_width" --device "$device" \
-      --no-docs --runs "$runs" --resume "${extra[@]}"
+      --runs "$runs" --resume "${extra[@]}"
     for f in benchmarks/results/latency_*resnet20-w1_* "benchmarks/results/latency_fashion-mnist-vgg16-w${vgg_width}_"*; do
       [ "$f" -nt "$stamp" ] && cp "$f" "$out/gpu_$(basename "$f")"
     done

@@ -2,8 +2,10 @@
 
 Trains (or reuses) a model, converts it with every method, and measures accuracy at every T,
 L_1 and L_0.1, speed-up and energy ratio against if-max, and SOPs at the latency point.
-Prints the table, writes JSON and plots, and replaces this model's section in
-docs/results.md.
+Prints the table and writes JSON, CSV and plots to the run folder
+(<--runs>/<tag>/latency-T<T>-n<n>/), and the JSON and the plots to benchmarks/results/
+(latency_<tag>_T<T>_n<n>.json and latency_<tag>_T<T>_n<n>_<plot>.png). It does not edit the
+docs: to update a table there, copy the plots to docs/img/ by hand.
 
     python benchmarks/latency.py --model cnn                  # 2,000 test images, T_max = 128
     python benchmarks/latency.py --model cnn --methods all    # and every ablation
@@ -19,52 +21,26 @@ train; `--retrain` trains in --runs instead, and `--publish` writes such a file 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 
+import common
 import torch
 
+import dtif
 from dtif.checkpoint import load_checkpoint, save_checkpoint
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.methods import METHODS, parse_methods
-from dtif.report.compare import compare_methods
-from dtif.report.markdown import cpu_name, replace_section
-from dtif.report.table import format_table, markdown_table
+from dtif.report import compare_methods, format_table
 from dtif.train import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS = ROOT / "benchmarks" / "checkpoints"
+ROOT = common.ROOT
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE)])
-# Training recipes per model: (width, epochs, optimizer, lr).
-RECIPES: dict[str, tuple[float, int, str, float | None]] = {
-    "cnn": (1.0, 3, "adam", None),
-    "resnet20": (1.0, 3, "adam", None),
-    "vgg16": (0.25, 3, "adam", None),
-    "vgg11": (0.25, 3, "adam", None),
-    "resnet18": (0.25, 3, "adam", None),
-}
-
-
-def machine() -> str:
-    cpu = cpu_name()
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{torch.get_num_threads()} threads, {cpu}{gpu}, torch {torch.__version__}"
-
-
-def fingerprint(model: torch.nn.Module) -> str:
-    """A short hash of the weights, so that --resume never mixes results of two models."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+PLOTS = ("accuracy_vs_steps.png", "accuracy_vs_energy.png")
 
 
 def publish(run_dir: Path, dest: Path) -> None:
@@ -89,7 +65,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", default="cnn", choices=sorted(RECIPES))
+    p.add_argument("--model", default="cnn", choices=sorted(common.RECIPES))
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--width", type=float, default=None)
@@ -106,7 +82,6 @@ def main() -> None:
     p.add_argument("--calib-size", type=int, default=1000)
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
-    p.add_argument("--no-docs", action="store_true", help="do not touch docs/results.md")
     p.add_argument("--resume", action="store_true", help="reuse methods already measured")
     p.add_argument(
         "--retrain",
@@ -124,18 +99,19 @@ def main() -> None:
         help="write the trained weights (no optimizer state) to benchmarks/checkpoints",
     )
     args = p.parse_args()
+    dtif.keep_freed_memory()  # the library leaves the allocator alone; see dtif.sim.allocator
 
     device = torch.device(
         "cuda"
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
-    width, epochs, optimizer, lr = RECIPES[args.model]
+    width, epochs, optimizer, lr = common.RECIPES[args.model]
     width = args.width or width
     epochs = args.epochs or epochs
     steps = args.num_steps or (256 if args.full else 128)
     limit = args.test_limit if args.test_limit else (None if args.full else 2000)
-    tag = f"{args.dataset}-{args.model}-w{width:g}"
+    tag = common.model_tag(args.dataset, args.model, width)
     run_dir = args.runs / tag
     start = time.monotonic()
 
@@ -150,7 +126,7 @@ def main() -> None:
         data_dir=args.data_dir,
         device=str(device),
     )
-    shipped = CHECKPOINTS / f"{tag}.pt"
+    shipped = common.CHECKPOINTS / f"{tag}.pt"
     t0 = time.monotonic()
     if shipped.exists() and not args.retrain:
         print(f"== reuse {shipped.relative_to(ROOT)} (--retrain trains it again)")
@@ -170,9 +146,10 @@ def main() -> None:
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_set = load_dataset(args.dataset, "train", args.data_dir)
-    test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=0)
-    calib = calibration_subset(train_set, args.calib_size, seed=0).to(device)
-    loader = make_loader(test, batch_size=250, shuffle=False, seed=0)
+    seed = common.CALIB_SEED
+    test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=seed)
+    calib = calibration_subset(train_set, args.calib_size, seed=seed).to(device)
+    loader = make_loader(test, batch_size=250, shuffle=False, seed=seed)
     n = len(test)  # type: ignore[arg-type]  # Subset has __len__
     out_dir = run_dir / f"latency-T{steps}-n{n}"
     meta = {
@@ -181,10 +158,10 @@ def main() -> None:
             "num_test": n,
             "calib_size": args.calib_size,
             "tag": tag,
-            "weights": fingerprint(ckpt.model),
+            "weights": common.fingerprint(ckpt.model),
             **({"channels_last": True} if args.channels_last else {}),
         },
-        "machine": machine(),
+        "machine": common.machine(),
         "checkpoint": str(ckpt_path),
         "dataset": args.dataset,
         "model": ckpt.spec.to_dict(),
@@ -213,41 +190,15 @@ def main() -> None:
         f"{', '.join(reused) or 'none'}"
     )
 
-    json_path = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{steps}_n{n}.json"
+    json_path = common.latency_json(tag, steps, n)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1))
     print(f"wrote {json_path}")
-    if args.no_docs:
-        return
-    img = ROOT / "docs" / "img"
-    img.mkdir(parents=True, exist_ok=True)
-    plots = []
-    for name in ("accuracy_vs_steps.png", "accuracy_vs_energy.png"):
-        target = img / f"latency_{tag}_T{steps}_n{n}_{name}"
-        shutil.copyfile(out_dir / name, target)
-        plots.append(target.relative_to(ROOT / "docs"))
-    cmd = shlex.join(["python", "benchmarks/latency.py", *sys.argv[1:]])
-    rates = {
-        k: v["firing_rates"]
-        for k, v in results["methods"].items()
-        if k in ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto")
-    }
-    body = (
-        f"Command: `{cmd}`. Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
-        f"Wall time of this call {elapsed:.0f} s, {train_here:.0f} s of it training (the "
-        f"checkpoint's training took {train_s:.0f} s); methods reused from an earlier call "
-        f"with --resume: {', '.join(reused) or 'none'}. Test images: {n} (seeded subset of the "
-        f"test split) ; calibration: {args.calib_size} training images.\n\n"
-        f"{markdown_table(results)}\n\n"
-        f"Firing rates (spikes per neuron per step, averaged over T_max):\n\n```\n{json.dumps(rates, indent=1)}\n```\n\n"
-        + "\n".join(f"![{p.name}]({p})" for p in plots)
-    )
-    replace_section(
-        ROOT / "docs" / "results.md",
-        f"## Latency: {args.dataset} {args.model} (width {width:g}, T_max {steps}, {n} images)",
-        body,
-    )
-    print("updated docs/results.md")
+    for name in PLOTS:  # beside the JSON, for docs/img/ when a table in the docs is updated
+        if (out_dir / name).exists():
+            target = json_path.with_name(f"{json_path.stem}_{name}")
+            shutil.copyfile(out_dir / name, target)
+            print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Reads the JSON that `latency.py` wrote for a model, rebuilds each method's netwo
 shipped weights and the neuron parameters that run used (for `dtif-auto` and `if-auto`, the
 calibrated per-layer values: no search is repeated), and prints for every spiking layer the
 relative error of its rate against the ANN's activation, e_l(T) = ||r_l(T) - a_l|| / ||a_l||
-(`dtif.metrics.layer_error`), on training images. Writes JSON.
+(`dtif.calibrate.layer_errors`), on training images. Writes JSON to benchmarks/results/.
 
     python benchmarks/layer_errors.py --model resnet20
     python benchmarks/layer_errors.py --model vgg16 --width 0.25 --methods if-p99.9-v0.5,dtif-auto
@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+import common
 import torch
-from latency import RECIPES
 
+import dtif
+from dtif.calibrate import layer_errors
 from dtif.checkpoint import load_checkpoint
-from dtif.convert.pipeline import convert
 from dtif.data import calibration_subset, load_dataset
 from dtif.methods import METHODS, neuron_from_dict
-from dtif.metrics.layer_error import layer_errors
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = common.ROOT
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="cnn", choices=sorted(RECIPES))
+    p.add_argument("--model", default="cnn", choices=sorted(common.RECIPES))
     p.add_argument("--width", type=float, default=None)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--num-steps", type=int, default=128, help="T_max of the latency run")
@@ -38,29 +37,40 @@ def main() -> None:
     p.add_argument("--methods", default="if-max,if-p99.9-v0.5,dtif-auto,if-auto")
     p.add_argument("--images", type=int, default=256, help="training images to measure on")
     args = p.parse_args()
+    dtif.keep_freed_memory()  # the library leaves the allocator alone; see dtif.sim.allocator
 
-    tag = f"{args.dataset}-{args.model}-w{args.width or RECIPES[args.model][0]:g}"
-    run = ROOT / "benchmarks" / "results" / f"latency_{tag}_T{args.num_steps}_n{args.num_test}.json"
-    results = json.loads(run.read_text())["methods"]
-    ckpt = load_checkpoint(ROOT / "benchmarks" / "checkpoints" / f"{tag}.pt")
+    tag = common.model_tag(args.dataset, args.model, args.width)
+    run = common.latency_json(tag, args.num_steps, args.num_test)
+    if not run.exists():
+        raise SystemExit(f"{run} does not exist: run latency.py for this model first")
+    latency_run = json.loads(run.read_text())
+    results = latency_run["methods"]
+    ckpt = load_checkpoint(common.CHECKPOINTS / f"{tag}.pt")
+    weights = latency_run["meta"]["run"].get("weights")  # absent in runs before it was recorded
+    if weights is not None and weights != common.fingerprint(ckpt.model):
+        raise SystemExit(f"{run} was measured on other weights than {tag}.pt (--retrain?)")
     train = load_dataset(args.dataset, "train")
-    calib = calibration_subset(train, 1000, seed=0)  # the latency run's calibration images
+    calib_size = latency_run["meta"]["run"].get("calib_size", 1000)
+    # the latency run's calibration images
+    calib = calibration_subset(train, calib_size, seed=common.CALIB_SEED)
     x = calibration_subset(train, args.images, seed=1)
     at = [2**k for k in range(args.num_steps.bit_length()) if 2**k <= args.num_steps]
     table: dict[str, dict[str, dict[int, float]]] = {}
     for name in args.methods.split(","):
+        if name not in results:
+            raise SystemExit(f"{run} has no results for {name}; it has {', '.join(results)}")
         used = results[name].get("neuron_used")
         if used is None and METHODS[name].auto:
             raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
         neuron = neuron_from_dict(used, str(run)) if used else METHODS[name].neuron
-        snn = convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
+        snn = dtif.convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
         with torch.inference_mode():
             table[name] = layer_errors(snn, x, at)
         print(f"\n{name}: relative error of each layer's rate, ||r(T) - a|| / ||a||")
         print(f"{'layer':22}" + "".join(f"{'T=' + str(t):>8}" for t in at))
         for layer, per_t in table[name].items():
             print(f"{layer:22}" + "".join(f"{per_t[t]:8.3f}" for t in at))
-    out = ROOT / "benchmarks" / "results" / f"layer_errors_{tag}_T{args.num_steps}.json"
+    out = common.RESULTS / f"layer_errors_{tag}_T{args.num_steps}.json"
     meta = {"run": str(run.relative_to(ROOT)), "images": args.images, "split": "train"}
     out.write_text(json.dumps({"meta": meta, "methods": table}, indent=1))
     print(f"\nwrote {out}")

@@ -1,9 +1,10 @@
 """Where a simulation's time goes: torch.profiler's operator table for one `simulate` call.
 
-Builds the same networks as `sim_speed.py` (random weights, max-norm IF, the same batch and
-seed), runs one untimed warm-up simulation, then profiles one more, and groups the operators
-into what they do: convolutions and linear layers, pooling, the neuron's time loop, recording,
-the density check of the event-driven Linear path, and the rest. Prints the table and writes JSON.
+Builds the same networks as `sim_speed.py` (`common.build_network`: random weights, max-norm
+IF, the same batch and seed), runs one untimed warm-up simulation, then profiles one more, and
+groups the operators into what they do: convolutions and linear layers, pooling, the neuron's
+time loop, recording, the density check of the event-driven Linear path, and the rest. Prints
+the table and writes JSON.
 
     python benchmarks/sim_profile.py                                  # cnn, vgg16, resnet20, T = 128
     python benchmarks/sim_profile.py --models cnn --channels-last
@@ -20,10 +21,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import common
 import torch
-from sim_speed import MODELS, Config, build, machine_info
 
-from dtif.sim.allocator import keep_freed_memory
+import dtif
 
 GROUPS = {
     "conv / linear": ("convolution", "addmm", "mm", "linear", "bmm"),
@@ -42,10 +43,10 @@ def group_of(name: str) -> str:
     return "other"
 
 
-def profile_one(cfg: Config, steps: int, channels_last: bool, dense: bool) -> dict:
+def profile_one(cfg: common.Config, steps: int, channels_last: bool, dense: bool) -> dict:
     """The operator table of one simulation (or of T dense passes), in ms and shares."""
-    bundle = build(cfg, torch.device("cpu"), with_sj=False)
-    snn, x = bundle.snn, bundle.x
+    net = common.build_network(cfg, torch.device("cpu"))
+    snn, x = net.snn, net.x
     if channels_last:
         snn = snn.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         x = x.contiguous(memory_format=torch.channels_last)
@@ -82,21 +83,21 @@ def profile_one(cfg: Config, steps: int, channels_last: bool, dense: bool) -> di
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", default=",".join(common.SPEED_MODELS))
     p.add_argument("--steps", type=int, default=128)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--vgg-width", type=float, default=0.25)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--dense", action="store_true", help="profile T dense passes of the ANN")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     p.add_argument("--out", default="benchmarks/results/sim_profile.json")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    keep_freed_memory()
+    common.set_threads(args.threads)
+    dtif.keep_freed_memory()  # the library leaves the allocator alone; sim_speed.py sets it too
     rows = []
     for model in args.models.split(","):
         width = args.vgg_width if model == "vgg16" else 1.0
-        cfg = Config(model, width, (1, 28, 28), args.batch, "if", 0)
+        cfg = common.Config(model, width, (1, 28, 28), args.batch, "if", 0)
         row = profile_one(cfg, args.steps, args.channels_last, args.dense)
         rows.append(row)
         shares = "  ".join(f"{g} {s:5.1%}" for g, s in row["groups_share"].items())
@@ -107,7 +108,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {"machine": machine_info(torch.device("cpu")), "args": vars(args), "rows": rows},
+            {"machine": common.machine_info(torch.device("cpu")), "args": vars(args), "rows": rows},
             indent=1,
         )
     )

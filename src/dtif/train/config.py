@@ -132,26 +132,3 @@ def _check_float(
     if not (math.isfinite(number) and above and (high is None or number < high)):
         interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high})"
         raise InputError(f"{name} must be a finite number in {interval}, got {value!r}")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_float(
-    name: str,
-    value: object,
-    low: float,
-    high: float | None = None,
-    low_open: bool = False,
-) -> None:
-    number = (
-        float(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-        else math.nan
-    )
-    above = number > low if low_open else number >= low
-    if not (math.isfinite(number) and above and (high is None or number < high)):
-        interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high})"
-        raise InputError(f"{name} must be a finite number in {interval}, got {value!r}")

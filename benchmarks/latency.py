@@ -95,6 +95,12 @@ def main() -> None:
     )
     p.add_argument("--levels", type=int, default=None, help="QCFS levels (--kind qcfs)")
     p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="measure this checkpoint (of --model/--kind/--levels) instead of the shipped one",
+    )
+    p.add_argument(
         "--heldout",
         type=int,
         default=None,
@@ -165,7 +171,11 @@ def main() -> None:
     )
     shipped = common.CHECKPOINTS / f"{tag}.pt"
     t0 = time.monotonic()
-    if shipped.exists() and not args.retrain:
+    if args.checkpoint is not None:
+        print(f"== use {args.checkpoint}")
+        ckpt_path = args.checkpoint
+        summary = {}
+    elif shipped.exists() and not args.retrain:
         print(f"== reuse {shipped.relative_to(ROOT)} (--retrain trains it again)")
         ckpt_path = shipped
         summary = json.loads(shipped.with_suffix(".json").read_text())

@@ -36,6 +36,35 @@ RECIPES: dict[str, tuple[float, int, str, float | None]] = {
 }
 CALIB_SEED = 0
 """The seed of the latency run's calibration subset (and of its test subset)."""
+# Fine-tuning a shipped ReLU checkpoint into QCFS: (epochs, optimizer, lr).
+QCFS_RECIPE: tuple[int, str, float | None] = (1, "adam", 5e-4)
+
+
+def shipped_qcfs_levels(relu_tag: str) -> int:
+    """L of the one shipped `<relu_tag>-qcfs<L>.pt`; SystemExit if none or several."""
+    found = sorted(CHECKPOINTS.glob(f"{relu_tag}-qcfs*.pt"))
+    if len(found) != 1:
+        names = ", ".join(f.name for f in found) or "none"
+        raise SystemExit(f"pass --levels: shipped QCFS checkpoints of {relu_tag}: {names}")
+    return int(found[0].stem.rsplit("-qcfs", 1)[1])
+
+
+def heldout_subset(
+    train: Any, calib: torch.Tensor, calib_size: int, num: int, seed: int
+) -> torch.utils.data.Subset[Any]:
+    """`num` training images outside the calibration subset (the next ones of its permutation).
+
+    `dtif.data.calibration_subset(train, calib_size, seed)` takes the first `calib_size`
+    images of `torch.randperm(len(train))` under a generator seeded with `seed`; this takes
+    the following `num`. Checked against `calib`, so the two can never overlap silently.
+    """
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    if not torch.equal(train.images[perm[:calib_size]], calib.cpu()):
+        raise SystemExit("the held-out subset cannot be placed after the calibration subset")
+    if calib_size + num > len(train):
+        raise SystemExit(f"--heldout {num} + --calib-size {calib_size} > {len(train)} images")
+    chosen = perm[calib_size : calib_size + num]
+    return torch.utils.data.Subset(train, torch.sort(chosen).values.tolist())
 
 
 def model_tag(dataset: str, model: str, width: float | None = None) -> str:

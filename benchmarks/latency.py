@@ -12,6 +12,15 @@ docs: to update a table there, copy the plots to docs/img/ by hand.
     python benchmarks/latency.py --model resnet20
     python benchmarks/latency.py --model vgg16 --width 0.25
     python benchmarks/latency.py --model cnn --full           # 10k test images, T_max = 256
+    python benchmarks/latency.py --model cnn --kind qcfs      # the QCFS checkpoint, + if-qcfs
+    python benchmarks/latency.py --model cnn --kind qcfs --levels 4 --heldout 1000 --num-steps 64
+                                          # choose on 1,000 held-out training images, not test
+
+QCFS checkpoints (--kind qcfs): benchmarks/checkpoints/<dataset>-<model>-w<width>-qcfs<L>.pt,
+fine-tuned from the ReLU checkpoint with `dtif train --activation qcfs --levels L --init-from`
+(common.QCFS_RECIPE). Without --levels, the one shipped QCFS checkpoint of the model is used.
+--heldout N measures on N training images outside the calibration subset (a selection set for
+choosing L or a recipe; the test split stays unseen), written as ..._heldout<N>.json.
 
 Trained weights. When benchmarks/checkpoints/<dataset>-<model>-w<width>.pt exists (committed:
 weights only, a few MB, with its training summary beside it), the script uses it and does not
@@ -39,6 +48,8 @@ from dtif.train import TrainConfig, train
 ROOT = common.ROOT
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
+# On a QCFS checkpoint, also the trained-scale methods.
+QCFS_HEADLINE = (*HEADLINE, "if-qcfs", "dtif-auto-qcfs")
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE)])
 PLOTS = ("accuracy_vs_steps.png", "accuracy_vs_energy.png")
 
@@ -72,9 +83,29 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument(
         "--methods",
-        default=",".join(HEADLINE),
+        default=None,
         help="comma-separated method names, or 'all' for the ablations too "
-        f"(default: {','.join(HEADLINE)})",
+        f"(default: {','.join(HEADLINE)}; with --kind qcfs also if-qcfs,dtif-auto-qcfs)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=("relu", "qcfs"),
+        default="relu",
+        help="the ANN: the ReLU checkpoint, or its QCFS fine-tuned version",
+    )
+    p.add_argument("--levels", type=int, default=None, help="QCFS levels (--kind qcfs)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="measure this checkpoint (of --model/--kind/--levels) instead of the shipped one",
+    )
+    p.add_argument(
+        "--heldout",
+        type=int,
+        default=None,
+        help="measure on this many training images outside the calibration subset, not on "
+        "the test split (for choosing L or a recipe)",
     )
     p.add_argument("--full", action="store_true", help="10k test images and T_max = 256")
     p.add_argument("--num-steps", type=int, default=None)
@@ -111,7 +142,14 @@ def main() -> None:
     epochs = args.epochs or epochs
     steps = args.num_steps or (256 if args.full else 128)
     limit = args.test_limit if args.test_limit else (None if args.full else 2000)
-    tag = common.model_tag(args.dataset, args.model, width)
+    relu_tag = common.model_tag(args.dataset, args.model, width)
+    tag = relu_tag
+    init_from = None
+    if args.kind == "qcfs":
+        levels = args.levels or common.shipped_qcfs_levels(relu_tag)
+        tag = f"{relu_tag}-qcfs{levels}"
+        epochs, optimizer, lr = args.epochs or common.QCFS_RECIPE[0], *common.QCFS_RECIPE[1:]
+        init_from = str(common.CHECKPOINTS / f"{relu_tag}.pt")
     run_dir = args.runs / tag
     start = time.monotonic()
 
@@ -125,10 +163,19 @@ def main() -> None:
         lr=lr,
         data_dir=args.data_dir,
         device=str(device),
+        **(
+            {"activation": "qcfs", "levels": levels, "init_from": init_from}
+            if args.kind == "qcfs"
+            else {}
+        ),
     )
     shipped = common.CHECKPOINTS / f"{tag}.pt"
     t0 = time.monotonic()
-    if shipped.exists() and not args.retrain:
+    if args.checkpoint is not None:
+        print(f"== use {args.checkpoint}")
+        ckpt_path = args.checkpoint
+        summary = {}
+    elif shipped.exists() and not args.retrain:
         print(f"== reuse {shipped.relative_to(ROOT)} (--retrain trains it again)")
         ckpt_path = shipped
         summary = json.loads(shipped.with_suffix(".json").read_text())
@@ -147,17 +194,23 @@ def main() -> None:
         model = model.to(memory_format=torch.channels_last)
     train_set = load_dataset(args.dataset, "train", args.data_dir)
     seed = common.CALIB_SEED
-    test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=seed)
     calib = calibration_subset(train_set, args.calib_size, seed=seed).to(device)
+    if args.heldout:
+        test = common.heldout_subset(train_set, calib, args.calib_size, args.heldout, seed)
+    else:
+        test = test_subset(load_dataset(args.dataset, "test", args.data_dir), limit, seed=seed)
     loader = make_loader(test, batch_size=250, shuffle=False, seed=seed)
     n = len(test)  # type: ignore[arg-type]  # Subset has __len__
-    out_dir = run_dir / f"latency-T{steps}-n{n}"
+    split = f"heldout{n}" if args.heldout else f"n{n}"
+    out_dir = run_dir / f"latency-T{steps}-{split}"
     meta = {
         "run": {
             "num_steps": steps,
             "num_test": n,
             "calib_size": args.calib_size,
             "tag": tag,
+            "kind": args.kind,
+            "split": "train-heldout" if args.heldout else "test",
             "weights": common.fingerprint(ckpt.model),
             **({"channels_last": True} if args.channels_last else {}),
         },
@@ -166,12 +219,15 @@ def main() -> None:
         "dataset": args.dataset,
         "model": ckpt.spec.to_dict(),
     }
-    print(f"== compare on {n} test images of {info.name}, T_max = {steps}")
+    images = "held-out training" if args.heldout else "test"
+    print(f"== compare on {n} {images} images of {info.name}, T_max = {steps}")
+    default_methods = QCFS_HEADLINE if args.kind == "qcfs" else HEADLINE
+    methods = args.methods or ",".join(default_methods)
     results = compare_methods(
         model,
         calib,
         loader,
-        parse_methods(ALL_METHODS if args.methods == "all" else args.methods),
+        parse_methods(ALL_METHODS if methods == "all" else methods),
         steps,
         n,
         out_dir,
@@ -191,6 +247,8 @@ def main() -> None:
     )
 
     json_path = common.latency_json(tag, steps, n)
+    if args.heldout:
+        json_path = json_path.with_name(f"latency_{tag}_T{steps}_{split}.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1))
     print(f"wrote {json_path}")

@@ -1,7 +1,7 @@
 """dtif: low-latency ANN-to-SNN conversion with dynamic-threshold integrate-and-fire neurons."""
 
 from dtif.calibrate import DTIFCalibration, calibrate_dtif
-from dtif.convert import MaxNorm, PercentileNorm, convert
+from dtif.convert import MaxNorm, PercentileNorm, TrainedScale, convert
 from dtif.errors import (
     CalibrationError,
     CheckpointError,
@@ -16,6 +16,7 @@ from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
 from dtif.sim.allocator import keep_freed_memory
+from dtif.train import to_qcfs
 from dtif.version import __version__
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "PercentileNorm",
     "SimulationResult",
     "SpikingNetwork",
+    "TrainedScale",
     "UnsupportedOpsError",
     "__version__",
     "calibrate_dtif",
@@ -46,4 +48,5 @@ __all__ = [
     "keep_freed_memory",
     "latency",
     "simulate",
+    "to_qcfs",
 ]

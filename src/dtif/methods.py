@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dtif.calibrate.search import START, calibrate_dtif
-from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
 from dtif.convert.options import MaxPoolPolicy, from_dict, to_dict
 from dtif.convert.pipeline import convert
 from dtif.errors import InputError
@@ -152,6 +152,19 @@ METHODS: dict[str, Method] = {
             "control for dtif-auto: the same search with alpha fixed at 0 (IF), per-layer v0 only",
             auto=True,
             alpha_grid=(0.0,),
+        ),
+        Method(
+            "if-qcfs",
+            IFParams(v0=0.5),
+            TrainedScale(),
+            "IF, trained QCFS scale, initial potential 0.5 (Bu et al. 2022; QCFS checkpoints only)",
+        ),
+        Method(
+            "dtif-auto-qcfs",
+            DTIFParams(alpha=DTIF_ALPHA),
+            TrainedScale(),
+            "dtif-auto on the trained QCFS scale (QCFS checkpoints only)",
+            auto=True,
         ),
     ]
 }

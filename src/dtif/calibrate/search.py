@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dtif.convert.normalize import CalibrationData, Norm, PercentileNorm
+from dtif.convert.normalize import CalibrationData, Norm, PercentileNorm, TrainedScale, has_qcfs
 from dtif.convert.options import MaxPoolPolicy
 from dtif.convert.pipeline import convert
 from dtif.errors import InputError
@@ -110,7 +110,8 @@ def calibrate_dtif(
         calib: calibration images (training split): a tensor or an iterable of batches.
         target_steps: the latency aimed at; the loss looks at T = 1..2*target_steps.
         base: the DTIF parameters to start from (payload, g, theta_min, burst).
-        norm: threshold normalization (default PercentileNorm(99.9)).
+        norm: threshold normalization (default: TrainedScale() for a QCFS network, else
+            PercentileNorm(99.9)).
         maxpool: the max-pool policy.
         num_images: calibration images used for the search (a seeded subset).
         alpha_grid: alpha candidates per layer.
@@ -137,7 +138,9 @@ def calibrate_dtif(
     if isinstance(model, SpikingNetwork):
         snn = model
     else:
-        snn = convert(model, data, neuron=base, norm=norm or PercentileNorm(99.9), maxpool=maxpool)
+        if norm is None:
+            norm = TrainedScale() if has_qcfs(model) else PercentileNorm(99.9)
+        snn = convert(model, data, neuron=base, norm=norm, maxpool=maxpool)
     neurons = snn.neurons()
     if not neurons or not all(isinstance(m.params, DTIFParams) for m in neurons):
         raise InputError("calibrate_dtif needs a network of DTIF neurons")

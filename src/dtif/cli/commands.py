@@ -34,6 +34,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         test_limit=args.test_limit,
         data_dir=args.data_dir,
         device=str(device(args.device)),
+        activation=args.activation,
+        levels=args.levels,
+        init_from=None if args.init_from is None else str(args.init_from),
+        init_percentile=args.init_percentile,
     )
     main_rank = distributed.is_main()
     summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress and main_rank)

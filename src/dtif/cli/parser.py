@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    p.add_argument(
+        "--activation",
+        choices=["relu", "qcfs"],
+        default="relu",
+        help="qcfs: conversion-aware training (quantization-clip-floor-shift, Bu et al. 2022)",
+    )
+    p.add_argument("--levels", type=int, default=None, help="QCFS levels L (4 or 8 are usual)")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's weights (fine-tune); a ReLU checkpoint trained "
+        "with --activation qcfs gets each lambda from its ReLU outputs on training images",
+    )
+    p.add_argument(
+        "--init-percentile",
+        type=float,
+        default=99.9,
+        help="with --init-from: the percentile of each ReLU's outputs that sets lambda",
+    )
 
     p = sub.add_parser("convert", help="convert a checkpoint to an SNN and save it")
     add_workload_args(p)

@@ -1,6 +1,6 @@
 """Conversion passes, in the order `convert` runs them, and the table of conversion options."""
 
-from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
 from dtif.convert.options import MAXPOOL_POLICIES, MaxPoolPolicy
 from dtif.convert.pipeline import build_snn, convert, prepare_ann
 
@@ -10,6 +10,7 @@ __all__ = [
     "MaxPoolPolicy",
     "Norm",
     "PercentileNorm",
+    "TrainedScale",
     "build_snn",
     "convert",
     "prepare_ann",

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from dtif.convert.replace_relu import tap_relu_sites
-from dtif.errors import CalibrationError, InputError
+from dtif.convert.replace_relu import relu_sites, tap_relu_sites
+from dtif.errors import CalibrationError, ConversionError, InputError
+from dtif.models.qcfs import QCFS
 
 HIST_BINS = 4096
 
@@ -39,7 +40,48 @@ class PercentileNorm:
             raise InputError(f"PercentileNorm p must be in (0, 100], got {self.p}")
 
 
-Norm = MaxNorm | PercentileNorm
+@dataclass(frozen=True)
+class TrainedScale:
+    """lambda = each QCFS layer's trained scale (Bu et al. 2022); no calibration data is read.
+
+    Only for networks whose every activation is a QCFS (``dtif train --activation qcfs``).
+    """
+
+    channelwise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.channelwise:
+            raise InputError("TrainedScale has one lambda per layer; channelwise must be False")
+
+
+Norm = MaxNorm | PercentileNorm | TrainedScale
+
+
+def has_qcfs(model: nn.Module) -> bool:
+    """True when ``model`` has a QCFS activation (so TrainedScale is its natural norm)."""
+    return any(isinstance(m, QCFS) for m in model.modules())
+
+
+def trained_scales(ann: fx.GraphModule) -> list[torch.Tensor]:
+    """The trained lambda of each marked activation site, in graph order.
+
+    Raises:
+        ConversionError: a site is a plain ReLU (names them), so there is no trained scale.
+    """
+    modules = dict(ann.named_modules())
+    sites = relu_sites(ann)
+    plain = [
+        str(n.meta.get("dtif.relu", n.name))
+        for n in sites
+        if not isinstance(modules[str(n.target)], QCFS)
+    ]
+    if plain:
+        raise ConversionError(
+            f"TrainedScale needs a QCFS network, but {len(plain)} of {len(sites)} activations are "
+            f"ReLUs ({', '.join(plain[:5])}{', ...' if len(plain) > 5 else ''}). Train with "
+            "`dtif train --activation qcfs` (or dtif.train.to_qcfs), or use MaxNorm/PercentileNorm."
+        )
+    return [modules[str(n.target)].scale.detach().float().reshape(()).clone() for n in sites]
 
 
 def _per_channel(x: torch.Tensor, channelwise: bool) -> torch.Tensor:
@@ -150,7 +192,7 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
     Args:
         ann: the folded ANN, its ReLUs marked by `canonicalize_relu`.
         batches: calibration inputs.
-        norm: MaxNorm or PercentileNorm.
+        norm: MaxNorm, PercentileNorm, or TrainedScale (reads no data).
 
     Returns:
         One lambda per ReLU site in graph order: [] or [C] (channelwise). Zero scales (a
@@ -158,7 +200,10 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
 
     Raises:
         CalibrationError: a batch does not fit the model.
+        ConversionError: TrainedScale on a network with plain ReLUs.
     """
+    if isinstance(norm, TrainedScale):
+        return trained_scales(ann)
     gm, observers = tap_relu_sites(ann, lambda: Observer(norm.channelwise), "observer")
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     passes = 2 if isinstance(norm, PercentileNorm) else 1

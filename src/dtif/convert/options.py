@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, get_args
 
-from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
 from dtif.errors import InputError
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
 
@@ -22,7 +22,11 @@ NEURONS: dict[str, type[Any]] = {
     "DTIFParams": DTIFParams,
     "DTIF": DTIFParams,
 }
-NORMS: dict[str, type[Any]] = {"MaxNorm": MaxNorm, "PercentileNorm": PercentileNorm}
+NORMS: dict[str, type[Any]] = {
+    "MaxNorm": MaxNorm,
+    "PercentileNorm": PercentileNorm,
+    "TrainedScale": TrainedScale,
+}
 _TABLES = {"neuron": NEURONS, "norm": NORMS}
 
 

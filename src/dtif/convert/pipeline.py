@@ -16,7 +16,14 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from dtif.convert.dropout import remove_dropout
 from dtif.convert.fold_bn import fold_batchnorm
-from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
+from dtif.convert.normalize import (
+    CalibrationData,
+    MaxNorm,
+    Norm,
+    TrainedScale,
+    collect_scales,
+    has_qcfs,
+)
 from dtif.convert.options import MaxPoolPolicy, check_policy
 from dtif.convert.pooling import apply_pool_policy, use_fast_pools
 from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
@@ -156,7 +163,9 @@ def convert(
         calib: calibration images: a tensor [N, ...] or an iterable of tensors or
             (input, label) pairs. Take them from the training split, never the test split.
         neuron: `IF()` (default) or `DTIF(...)`.
-        norm: `MaxNorm()` (default) or `PercentileNorm(p)`, per layer or channelwise.
+        norm: `MaxNorm()` or `PercentileNorm(p)`, per layer or channelwise, or
+            `TrainedScale()` (each QCFS layer's trained lambda). Default: `TrainedScale()` for
+            a network with QCFS activations, else `MaxNorm()`.
         maxpool: "error" (default), "avg" (swap for average pooling) or "gate" (spiking gate).
 
     Returns:
@@ -168,7 +177,8 @@ def convert(
         CalibrationError: empty, non-finite or ill-shaped calibration data.
     """
     neuron = neuron if neuron is not None else IFParams()
-    norm = norm if norm is not None else MaxNorm()
+    if norm is None:
+        norm = TrainedScale() if isinstance(model, nn.Module) and has_qcfs(model) else MaxNorm()
     if not isinstance(neuron, (IFParams, DTIFParams)):
         raise InputError(f"neuron must be dtif.IF(...) or dtif.DTIF(...), got {neuron!r}")
     data = CalibrationData(calib)

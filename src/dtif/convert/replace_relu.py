@@ -12,6 +12,7 @@ from torch import fx, nn
 
 from dtif.convert.support import CLAMP_METHODS, RELU_METHODS, is_relu
 from dtif.errors import ConversionError
+from dtif.models.qcfs import QCFS
 
 Tap = TypeVar("Tap", bound=nn.Module)
 
@@ -119,8 +120,9 @@ def canonicalize_relu(gm: fx.GraphModule) -> fx.GraphModule:
     """Give every ReLU call site its own nn.ReLU module, marked in `node.meta["dtif.relu"]`.
 
     Before: F.relu(x), torch.relu(x), x.relu(), x.clamp(min=0), a shared or in-place nn.ReLU.
-    After: call_module `dtif_<node>` (a fresh nn.ReLU) at each site, so each becomes one
-    spiking layer with its own state. An in-place ReLU also takes the place of its input in
+    After: call_module `dtif_<node>` (a fresh nn.ReLU, or a copy of a QCFS activation, which
+    keeps its levels and lambda) at each site, so each becomes one spiking layer with its own
+    state. An in-place ReLU also takes the place of its input in
     every later use (see `_apply_inplace`), since in eager PyTorch they read the ReLU'd tensor.
 
     Raises:
@@ -133,7 +135,8 @@ def canonicalize_relu(gm: fx.GraphModule) -> fx.GraphModule:
         if _is_inplace(node, modules):
             _apply_inplace(gm, node, modules)
         target = f"dtif_{node.name}"
-        gm.add_submodule(target, nn.ReLU())
+        mod = modules.get(str(node.target)) if node.op == "call_module" else None
+        gm.add_submodule(target, copy.deepcopy(mod) if isinstance(mod, QCFS) else nn.ReLU())
         node.op, node.target, node.args, node.kwargs = "call_module", target, node.args[:1], {}
         node.meta[RELU_META] = node.name
     gm.graph.lint()

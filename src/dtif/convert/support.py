@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from dtif.errors import UnsupportedOpsError
+from dtif.models.qcfs import QCFS
 
-RELU_MODULES: tuple[type[nn.Module], ...] = (nn.ReLU,)
+# A QCFS activation (a quantized ReLU) converts like a ReLU; TrainedScale reads its lambda.
+RELU_MODULES: tuple[type[nn.Module], ...] = (nn.ReLU, QCFS)
 RELU_FUNCTIONS: set[Callable[..., Any]] = {F.relu, torch.relu, torch.relu_}
 RELU_METHODS = {"relu", "relu_"}
 CLAMP_FUNCTIONS: set[Callable[..., Any]] = {torch.clamp, torch.clip, torch.clamp_min}

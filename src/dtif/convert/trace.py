@@ -8,6 +8,14 @@ import warnings
 from torch import fx, nn
 
 from dtif.errors import UnsupportedOpsError
+from dtif.models.qcfs import QCFS
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping QCFS activations as single (leaf) modules."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, QCFS) or super().is_leaf_module(m, module_qualified_name)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -37,7 +45,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
         )
     clone = copy.deepcopy(model).eval()
     try:
-        return fx.symbolic_trace(clone)
+        graph = _Tracer().trace(clone)
+        return fx.GraphModule(clone, graph, type(clone).__name__)
     except Exception as err:  # noqa: BLE001 - any tracing failure is reported the same way
         raise UnsupportedOpsError(
             f"torch.fx could not trace {type(model).__name__}: {type(err).__name__}: {err}. "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from dtif.errors import InputError
@@ -33,8 +35,13 @@ def check_dropout(p: float) -> float:
     return float(p)
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution (padding 1, no bias), BatchNorm2d, ReLU.
+def conv_bn_relu(
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    act: Callable[[], nn.Module] = nn.ReLU,
+) -> nn.Sequential:
+    """3x3 convolution (padding 1, no bias), BatchNorm2d, ReLU (or ``act()``).
 
     The conv has no bias because the BN that follows it is folded into it on conversion.
 
@@ -42,13 +49,14 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
         in_channels: Input channels.
         out_channels: Output channels.
         stride: Convolution stride.
+        act: Builds the activation module (``nn.ReLU`` or a QCFS factory).
 
     Returns:
-        ``Sequential(conv, bn, relu)`` mapping ``[B, in, H, W]`` to
+        ``Sequential(conv, bn, act)`` mapping ``[B, in, H, W]`` to
         ``[B, out, ceil(H / stride), ceil(W / stride)]``.
     """
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
+        act(),
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from torch import Tensor, nn
 
 from dtif.models.layers import conv_bn_relu, scale_channels
+from dtif.models.qcfs import Activation, activation_factory
 from dtif.models.registry import register_model
 
 __all__ = ["RESNET_CFGS", "BasicBlock", "ResNet", "ResNetCfg", "resnet18", "resnet20"]
@@ -30,13 +32,20 @@ class BasicBlock(nn.Module):
         in_channels: Input channels.
         out_channels: Output channels.
         stride: Stride of the first conv and of the shortcut.
+        act: Builds each activation module (``nn.ReLU`` or a QCFS factory).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        act: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.relu1 = nn.ReLU()
+        self.relu1 = act()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Sequential()
@@ -45,7 +54,7 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
                 nn.BatchNorm2d(out_channels),
             )
-        self.relu2 = nn.ReLU()
+        self.relu2 = act()
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x: [B, in, H, W]`` to ``[B, out, ceil(H / stride), ceil(W / stride)]``."""
@@ -63,20 +72,29 @@ class ResNet(nn.Module):
         num_classes: Number of output logits.
         in_channels: Input channels.
         width: Channel multiplier.
+        activation: ``"relu"`` or ``"qcfs"`` (see ``dtif.models.qcfs``).
+        levels: QCFS levels (``activation="qcfs"`` only).
     """
 
     def __init__(
-        self, cfg: ResNetCfg, num_classes: int, in_channels: int, width: float = 1.0
+        self,
+        cfg: ResNetCfg,
+        num_classes: int,
+        in_channels: int,
+        width: float = 1.0,
+        activation: Activation = "relu",
+        levels: int | None = None,
     ) -> None:
         super().__init__()
+        act = activation_factory(activation, levels)
         stem_channels, stages = cfg
         channels = scale_channels(stem_channels, width)
-        self.stem = conv_bn_relu(in_channels, channels)
+        self.stem = conv_bn_relu(in_channels, channels, act=act)
         blocks: list[nn.Module] = []
         for stage_channels, num_blocks, stride in stages:
             out = scale_channels(stage_channels, width)
             for i in range(num_blocks):
-                blocks.append(BasicBlock(channels, out, stride if i == 0 else 1))
+                blocks.append(BasicBlock(channels, out, stride if i == 0 else 1, act))
                 channels = out
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -89,7 +107,15 @@ class ResNet(nn.Module):
 
 
 @register_model
-def resnet18(*, num_classes: int, in_channels: int, image_size: int, width: float) -> ResNet:
+def resnet18(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    width: float,
+    activation: Activation = "relu",
+    levels: int | None = None,
+) -> ResNet:
     """CIFAR ResNet-18. About 11.17 M parameters at width 1 for 1x28x28 input.
 
     Args:
@@ -97,16 +123,26 @@ def resnet18(*, num_classes: int, in_channels: int, image_size: int, width: floa
         in_channels: Input channels.
         image_size: Input height = width in pixels (any size >= 1; unused when building).
         width: Channel multiplier.
+        activation: ``"relu"`` or ``"qcfs"``.
+        levels: QCFS levels (``activation="qcfs"`` only).
 
     Returns:
         The model.
     """
     del image_size  # global average pooling makes the head size-independent
-    return ResNet(RESNET_CFGS["resnet18"], num_classes, in_channels, width)
+    return ResNet(RESNET_CFGS["resnet18"], num_classes, in_channels, width, activation, levels)
 
 
 @register_model
-def resnet20(*, num_classes: int, in_channels: int, image_size: int, width: float) -> ResNet:
+def resnet20(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    width: float,
+    activation: Activation = "relu",
+    levels: int | None = None,
+) -> ResNet:
     """CIFAR ResNet-20 (He et al. 2016). About 0.27 M parameters at width 1 for 1x28x28 input.
 
     Args:
@@ -114,9 +150,11 @@ def resnet20(*, num_classes: int, in_channels: int, image_size: int, width: floa
         in_channels: Input channels.
         image_size: Input height = width in pixels (any size >= 1; unused when building).
         width: Channel multiplier.
+        activation: ``"relu"`` or ``"qcfs"``.
+        levels: QCFS levels (``activation="qcfs"`` only).
 
     Returns:
         The model.
     """
     del image_size  # global average pooling makes the head size-independent
-    return ResNet(RESNET_CFGS["resnet20"], num_classes, in_channels, width)
+    return ResNet(RESNET_CFGS["resnet20"], num_classes, in_channels, width, activation, levels)

@@ -7,6 +7,7 @@ from typing import Final, Literal
 from torch import Tensor, nn
 
 from dtif.models.layers import check_dropout, conv_bn_relu, scale_channels
+from dtif.models.qcfs import Activation, activation_factory
 from dtif.models.registry import register_model
 
 __all__ = ["VGG", "VGG_CFGS", "vgg11", "vgg16"]
@@ -37,6 +38,8 @@ class VGG(nn.Module):
         image_size: Input height = width in pixels.
         width: Channel multiplier.
         dropout: Dropout probability before the classifier.
+        activation: ``"relu"`` or ``"qcfs"`` (see ``dtif.models.qcfs``).
+        levels: QCFS levels (``activation="qcfs"`` only).
     """
 
     def __init__(
@@ -47,8 +50,11 @@ class VGG(nn.Module):
         image_size: int,
         width: float = 1.0,
         dropout: float = 0.0,
+        activation: Activation = "relu",
+        levels: int | None = None,
     ) -> None:
         super().__init__()
+        act = activation_factory(activation, levels)
         layers: list[nn.Module] = []
         channels, side = in_channels, image_size
         for item in cfg:
@@ -58,7 +64,7 @@ class VGG(nn.Module):
                     side //= 2
             else:
                 out = scale_channels(item, width)
-                layers.append(conv_bn_relu(channels, out))
+                layers.append(conv_bn_relu(channels, out, act=act))
                 channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -79,6 +85,8 @@ def vgg11(
     image_size: int,
     width: float,
     dropout: float = 0.0,
+    activation: Activation = "relu",
+    levels: int | None = None,
 ) -> VGG:
     """VGG-11 (BN, average pool). About 9.23 M parameters at width 1 for 1x28x28 input.
 
@@ -88,11 +96,22 @@ def vgg11(
         image_size: Input height = width in pixels.
         width: Channel multiplier.
         dropout: Dropout probability before the classifier.
+        activation: ``"relu"`` or ``"qcfs"``.
+        levels: QCFS levels (``activation="qcfs"`` only).
 
     Returns:
         The model.
     """
-    return VGG(VGG_CFGS["vgg11"], num_classes, in_channels, image_size, width, dropout)
+    return VGG(
+        VGG_CFGS["vgg11"],
+        num_classes,
+        in_channels,
+        image_size,
+        width,
+        dropout,
+        activation,
+        levels,
+    )
 
 
 @register_model
@@ -103,6 +122,8 @@ def vgg16(
     image_size: int,
     width: float,
     dropout: float = 0.0,
+    activation: Activation = "relu",
+    levels: int | None = None,
 ) -> VGG:
     """VGG-16 (BN, average pool). About 14.72 M parameters at width 1 for 1x28x28 input.
 
@@ -112,8 +133,19 @@ def vgg16(
         image_size: Input height = width in pixels.
         width: Channel multiplier.
         dropout: Dropout probability before the classifier.
+        activation: ``"relu"`` or ``"qcfs"``.
+        levels: QCFS levels (``activation="qcfs"`` only).
 
     Returns:
         The model.
     """
-    return VGG(VGG_CFGS["vgg16"], num_classes, in_channels, image_size, width, dropout)
+    return VGG(
+        VGG_CFGS["vgg16"],
+        num_classes,
+        in_channels,
+        image_size,
+        width,
+        dropout,
+        activation,
+        levels,
+    )

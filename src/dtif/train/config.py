@@ -12,6 +12,7 @@ import torch
 from dtif.data import DEFAULT_DATASET, dataset_info
 from dtif.errors import InputError
 from dtif.models import model_names
+from dtif.models.qcfs import Activation, activation_factory
 
 Optimizer = Literal["sgd", "adam"]
 _OPTIMIZERS: tuple[Optimizer, ...] = ("sgd", "adam")
@@ -46,6 +47,14 @@ class TrainConfig:
         num_threads: torch CPU threads during training; ``None`` keeps torch's default.
         device: torch device to train on, e.g. ``"cpu"`` or ``"cuda"``. Bit-identical
             results are promised on the CPU only.
+        activation: ``"relu"``, or ``"qcfs"`` (conversion-aware training, see
+            ``dtif.models.qcfs``).
+        levels: QCFS levels L (``activation="qcfs"`` only; 4 or 8 are usual).
+        init_from: start from the weights of this ANN checkpoint (same dataset, model and
+            width) instead of a random initialisation; a ReLU checkpoint fine-tuned with
+            ``activation="qcfs"`` gets each lambda from its ReLU's outputs on training images.
+        init_percentile: that percentile of each ReLU's outputs (zeros included), in
+            ``(0, 100]``.
 
     Raises:
         InputError: a value is out of range or a name is unknown.
@@ -68,6 +77,10 @@ class TrainConfig:
     augment: bool | None = None
     num_threads: int | None = None
     device: str = "cpu"
+    activation: Activation = "relu"
+    levels: int | None = None
+    init_from: str | None = None
+    init_percentile: float = 99.9
 
     def __post_init__(self) -> None:
         dataset_info(self.dataset)  # raises InputError listing the valid names
@@ -91,10 +104,23 @@ class TrainConfig:
         _check_float("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
         if self.augment is not None and not isinstance(self.augment, bool):
             raise InputError(f"augment must be True, False or None, got {self.augment!r}")
+        activation_factory(self.activation, self.levels)  # raises InputError
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise InputError(f"init_from must be a checkpoint path, got {self.init_from!r}")
+        _check_float("init_percentile", self.init_percentile, low=0.0, low_open=True)
+        if self.init_percentile > 100.0:
+            raise InputError(f"init_percentile must be <= 100, got {self.init_percentile!r}")
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError) as err:
             raise InputError(f"invalid device {self.device!r}: {err}") from None
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """The model-specific arguments of the spec: the activation and levels for QCFS."""
+        if self.activation == "relu":
+            return {}
+        return {"activation": self.activation, "levels": self.levels}
 
     @property
     def learning_rate(self) -> float:

@@ -35,12 +35,13 @@ from torch import nn
 from tqdm import tqdm
 
 from dtif.checkpoint import save_checkpoint
-from dtif.data import dataset_info, load_dataset, make_loader, test_subset
+from dtif.data import calibration_subset, dataset_info, load_dataset, make_loader, test_subset
 from dtif.errors import InputError
 from dtif.io import ensure_writable_dir
 from dtif.models import ModelSpec
 from dtif.sim import distributed
 from dtif.train.config import TrainConfig
+from dtif.train.qcfs import init_from_checkpoint
 from dtif.train.state import (
     CHECKPOINT_NAME,
     SUMMARY_NAME,
@@ -60,6 +61,9 @@ from dtif.train.steps import (
     train_epoch,
     train_subset,
 )
+
+#: Training images whose ReLU outputs set each lambda when a ReLU checkpoint becomes QCFS.
+_INIT_IMAGES = 1024
 
 
 def train(
@@ -138,6 +142,7 @@ def _run(
         in_channels=info.in_channels,
         image_size=info.image_size,
         width=config.width,
+        kwargs=config.model_kwargs,
     )
     resumed = load_resumable(ckpt_path, config, spec) if resume and ckpt_path.exists() else None
     if resumed is not None and len(resumed.history) >= config.epochs:
@@ -155,7 +160,17 @@ def _run(
     num_train, num_test = len(train_set), int(test_images.shape[0])
 
     torch.manual_seed(config.seed)
-    model = (spec.build() if resumed is None else resumed.model).to(device)
+    if resumed is not None:
+        model = resumed.model
+    elif config.init_from is not None:
+        calib = calibration_subset(train_set, min(_INIT_IMAGES, num_train), config.seed)
+        model = init_from_checkpoint(
+            config.init_from, spec, config.dataset, calib, config.init_percentile
+        )
+        log(f"initialised from {config.init_from}")
+    else:
+        model = spec.build()
+    model = model.to(device)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(num_train / config.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(

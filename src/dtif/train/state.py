@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def config_changes(saved: object, config: TrainConfig) -> list[str]:
     if not isinstance(saved, dict):
         return ["(no config recorded)"]
     now = config.to_dict()
+    # A run saved before a field existed ran with that field's default.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    saved = {**defaults, **saved}
     return [
         f"{key}: {saved.get(key)!r} -> {now[key]!r}"
         for key in now

@@ -1,0 +1,100 @@
+"""One summary of the latency runs: benchmarks/results/headline.json, a row per model and ANN kind.
+
+Reads the JSON that `latency.py` wrote for each model (ReLU checkpoint, and the QCFS one when
+present) and writes, per row `"<model>/<relu|qcfs>"`: the ANN accuracy, the best DTIF method
+(the `dtif*` method with the lowest L_1, then L_0.1), its L_1 and L_0.1, the control (the
+IF method of CONTROLS with the lowest L_1) and its L_1, and the best DTIF's accuracy at
+T = 1, 2, 4, 8. A latency never reached is null.
+
+    python benchmarks/headline.py                  # the runs of 2,000 test images, T_max = 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import common
+
+MODELS = ("cnn", "vgg16", "resnet20")
+#: The IF methods that may serve as control; the strongest present (lowest L_1) is chosen.
+CONTROLS = ("if-auto", "if-p99.9-v0.5", "if-qcfs")
+STEPS_SHOWN = (1, 2, 4, 8)
+
+
+def _latency(method: dict[str, Any], key: str) -> float:
+    value = method["latency"].get(key)
+    return math.inf if value is None else float(value)
+
+
+def _rank(method: dict[str, Any]) -> tuple[float, float]:
+    return _latency(method, "1.0"), _latency(method, "0.1")
+
+
+def headline_row(results: dict[str, Any]) -> dict[str, Any]:
+    """The headline entry of one latency run (its JSON as a dict).
+
+    Raises:
+        SystemExit: the run has no dtif method or no control method.
+    """
+    methods = results["methods"]
+    dtifs = {name: m for name, m in methods.items() if name.startswith("dtif")}
+    controls = {name: methods[name] for name in CONTROLS if name in methods}
+    if not dtifs or not controls:
+        raise SystemExit(
+            f"a headline row needs a dtif method and one of {CONTROLS}; the run has "
+            f"{sorted(methods)}"
+        )
+    best = min(dtifs, key=lambda n: (*_rank(dtifs[n]), n))
+    control = min(controls, key=lambda n: (*_rank(controls[n]), n))
+    accuracy = dtifs[best]["accuracy"]
+    return {
+        "ann_accuracy": results["ann_accuracy"],
+        "best_dtif": best,
+        "L_1": dtifs[best]["latency"].get("1.0"),
+        "L_0.1": dtifs[best]["latency"].get("0.1"),
+        "control": control,
+        "control_L_1": controls[control]["latency"].get("1.0"),
+        "accuracy_at_T": {str(t): accuracy[t - 1] for t in STEPS_SHOWN if t <= len(accuracy)},
+    }
+
+
+def latency_files(results: Path, dataset: str, model: str, steps: int, num: int) -> dict[str, Path]:
+    """The latency JSON of each ANN kind of `model` present in `results`, by kind."""
+    tag = common.model_tag(dataset, model)
+    found = {"relu": results / f"latency_{tag}_T{steps}_n{num}.json"}
+    qcfs = sorted(results.glob(f"latency_{tag}-qcfs*_T{steps}_n{num}.json"))
+    if len(qcfs) > 1:
+        raise SystemExit(f"several QCFS runs of {model}: {[q.name for q in qcfs]}; keep one")
+    if qcfs:
+        found["qcfs"] = qcfs[0]
+    return {kind: path for kind, path in found.items() if path.exists()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--num-steps", type=int, default=128)
+    p.add_argument("--num-test", type=int, default=2000)
+    p.add_argument("--results", type=Path, default=common.RESULTS)
+    p.add_argument("--out", type=Path, default=common.RESULTS / "headline.json")
+    args = p.parse_args()
+    rows = {}
+    for model in MODELS:
+        files = latency_files(args.results, args.dataset, model, args.num_steps, args.num_test)
+        for kind, path in files.items():
+            rows[f"{model}/{kind}"] = headline_row(json.loads(path.read_text()))
+            print(f"{model}/{kind}: {path.name}")
+    if not rows:
+        raise SystemExit(f"no latency runs in {args.results}; run benchmarks/latency.py first")
+    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,17 @@ import pytest
 import torch
 
 from dtif.export import export_nir
-from tests.helpers.nir_nets import ATOL, NETS, NUM_STEPS, RTOL, convert_for_nir, run_stateful
+from tests.helpers.nir_nets import (
+    ATOL,
+    NETS,
+    NUM_STEPS,
+    RTOL,
+    convert_for_nir,
+    run_stateful,
+)
+from tests.helpers.nir_nets import (
+    ZERO_RESET as ZERO_RESET_IF,
+)
 
 nir = pytest.importorskip("nir")
 MISSING = "the NIR readers are not installed; run `make readers` (requirements-readers.txt)"
@@ -115,3 +125,36 @@ def test_readers_differ_at_the_threshold() -> None:
     norse = run_stateful(_norse(graph), x, 2)[:, 0, 0]
     assert sj.tolist() == [1.0, 2.0]  # 0.5 >= 0.5 fires
     assert norse.tolist() == [0.0, 1.0]  # 0.5 > 0.5 does not; 1.0 > 0.5 does
+
+
+SHIPPED_CNN = Path(__file__).resolve().parents[2] / "benchmarks/checkpoints/fashion-mnist-cnn-w1.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_shipped_cnn_on_real_images(reader: str) -> None:
+    """The shipped cnn (IF, reset to zero, p99.9 norm on 1,000 training images) on 500 test
+    images, T = 32: the reader's accumulated outputs against dtif's, per image."""
+    import dtif
+    from dtif.checkpoint import load_checkpoint
+    from dtif.data import calibration_subset, load_dataset, test_subset
+
+    load, rule = READERS[reader]
+    try:
+        train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+    except dtif.errors.DtifError as err:
+        pytest.skip(f"Fashion-MNIST is not installed: {err}")
+    model = load_checkpoint(SHIPPED_CNN).model.eval()
+    calib = calibration_subset(train, 1000, seed=0)
+    snn = dtif.convert(model, calib, neuron=ZERO_RESET_IF, norm=dtif.PercentileNorm(99.9))
+    images = torch.stack([test_subset(test, 500, seed=0)[i][0] for i in range(500)])
+    module = load(export_nir(snn, spike_rule=rule))
+    same = same_class = 0
+    for x in images.split(100):
+        got = run_stateful(module, x, NUM_STEPS)[-1]
+        want = snn.simulate(x, NUM_STEPS).outputs[-1]
+        close = torch.isclose(got, want, rtol=RTOL, atol=ATOL).all(dim=1)
+        same += int(close.sum())
+        same_class += int((got.argmax(1) == want.argmax(1)).sum())
+    print(f"{reader}: {same}/500 outputs within rtol {RTOL}, {same_class}/500 the same class")
+    assert same >= 490 and same_class >= 495

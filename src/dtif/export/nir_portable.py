@@ -202,7 +202,6 @@ PLANS: dict[Any, Any] = {
     "reshape": _plan_reshape,
     "contiguous": _plan_pass,
 }
-FUNCTION_POOLS = (F.avg_pool2d, F.adaptive_avg_pool2d)
 
 
 def _flatten_dims(src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[int, int] | None:
@@ -226,8 +225,11 @@ def _plan(node: fx.Node, env: dict[fx.Node, Any], modules: dict[str, nn.Module])
         in_shape=tuple(env[tensors[0]].shape[1:]) if tensors else (),
         out_shape=tuple(env[node].shape[1:]),
     )
-    if node.target in FUNCTION_POOLS:
-        raise Refusal("functional pooling; use an nn.AvgPool2d module to export it portably")
+    if node.target is F.avg_pool2d:
+        return _pool_plan(base, nn.AvgPool2d(*node.args[1:], **node.kwargs))
+    if node.target is F.adaptive_avg_pool2d:
+        size = node.args[1] if len(node.args) > 1 else node.kwargs["output_size"]
+        return _pool_plan(base, _adaptive_pool(base, size))
     if node.target in (operator.add, torch.add, "add"):
         if len(tensors) != 2 or len(node.args) + len(node.kwargs) != 2:
             raise Refusal("only the sum of two tensors maps to NIR (as two edges into one node)")

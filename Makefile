@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch>=2.2,<2.14
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install data demo demo-quick test test-slow lint clean
+.PHONY: install readers data demo demo-quick test test-slow lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -19,6 +19,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	@touch $@
 
 install: $(VENV)/.installed
+
+# The NIR readers (SpikingJelly, Norse) for the cross-simulator tests; see requirements-readers.txt.
+$(VENV)/.readers: $(VENV)/.installed requirements-readers.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-readers.txt
+	@touch $@
+
+readers: $(VENV)/.readers
 
 data:
 	@if [ -f $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz ] || [ -n "$$DTIF_DATA" ]; then \
@@ -38,10 +45,10 @@ demo: install data
 demo-quick: install data
 	$(BIN)/dtif demo --quick
 
-test: install
+test: install readers
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-slow: install
+test-slow: install readers
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: install

@@ -1,4 +1,5 @@
-"""NIR export: write, read, re-import and simulate gives the original outputs; refusals list nodes."""
+"""NIR export, lossless encoding: write, read, re-import and simulate gives the original outputs;
+refusals list nodes."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _convert(
 
 
 def _round_trip(snn: dtif.SpikingNetwork, path: Path) -> dtif.SpikingNetwork:
-    graph = export_nir(snn, path)
+    graph = export_nir(snn, path, portable=False)
     assert isinstance(graph, nir.NIRGraph)
     assert path.exists()
     return import_nir(nir.read(path))
@@ -86,7 +87,7 @@ def _assert_same(a: dtif.SpikingNetwork, b: dtif.SpikingNetwork, x: torch.Tensor
 
 def test_cnn_round_trip(tmp_path: Path) -> None:
     snn, x = _convert(SmallCNN(), (1, 8, 8), neuron=ZERO_RESET)
-    graph = export_nir(snn)
+    graph = export_nir(snn, portable=False)
     kinds = {type(n).__name__ for n in graph.nodes.values()}
     assert {"Input", "Conv2d", "IF", "Scale", "SumPool2d", "Flatten", "Affine", "Output"} <= kinds
     assert sum(isinstance(n, nir.IF) for n in graph.nodes.values()) == 2
@@ -98,7 +99,7 @@ def test_cnn_round_trip(tmp_path: Path) -> None:
 def test_residual_round_trip_channelwise(tmp_path: Path) -> None:
     norm = dtif.MaxNorm(channelwise=True)
     snn, x = _convert(SmallResNet(), (2, 8, 8), neuron=ZERO_RESET, norm=norm)
-    graph = export_nir(snn)
+    graph = export_nir(snn, portable=False)
     into = {dst: [s for s, d in graph.edges if d == dst] for _, dst in graph.edges}
     assert any(len(srcs) == 2 for srcs in into.values())  # the adds are two edges into a node
     back = _round_trip(snn, tmp_path / "res.nir")
@@ -107,7 +108,7 @@ def test_residual_round_trip_channelwise(tmp_path: Path) -> None:
 
 def test_if_threshold_encoding() -> None:
     snn, _ = _convert(SmallCNN(), (1, 8, 8), neuron=ZERO_RESET)
-    graph = export_nir(snn)
+    graph = export_nir(snn, portable=False)
     neuron = next(n for n in graph.nodes.values() if isinstance(n, nir.IF))
     name = next(k for k, n in graph.nodes.items() if n is neuron)
     scale = graph.nodes[f"{name}_scale"].scale
@@ -137,7 +138,7 @@ def test_plain_nir_if_imports() -> None:
 def test_default_subtract_reset_refused() -> None:
     snn, _ = _convert(SmallCNN(), (1, 8, 8))
     with pytest.raises(UnsupportedOpsError) as err:
-        export_nir(snn)
+        export_nir(snn, portable=False)
     msg = str(err.value)
     assert "2 node(s)" in msg
     assert msg.count("reset='subtract'") == 2
@@ -156,7 +157,7 @@ def test_dtif_and_maxpool_gate_refused_naming_each() -> None:
 
     snn, _ = _convert(Gated(), (1, 8, 8), neuron=dtif.DTIF(), maxpool="gate")
     with pytest.raises(UnsupportedOpsError) as err:
-        export_nir(snn)
+        export_nir(snn, portable=False)
     msg = str(err.value)
     assert "2 node(s)" in msg
     assert "DTIF neuron" in msg and "no primitive" in msg
@@ -194,6 +195,6 @@ def test_conv1d_and_bias_free_linear_round_trip(tmp_path: Path) -> None:
             return self.fc2(torch.relu(self.fc1(h)))
 
     snn, x = _convert(Conv1dNet(), (2, 8), neuron=ZERO_RESET)
-    graph = export_nir(snn)
+    graph = export_nir(snn, portable=False)
     assert any(isinstance(n, nir.Linear) for n in graph.nodes.values())
     _assert_same(snn, _round_trip(snn, tmp_path / "c1.nir"), x)

@@ -230,6 +230,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     exporters = {"nir": export_nir}  # --format's choices
     snn = load_snn(args.snn)
-    exporters[args.format](snn, args.out)
+    exporters[args.format](snn, args.out, portable=args.portable, spike_rule=args.spike_rule)
     print(f"wrote {args.out} ({args.format.upper()})")
     return 0

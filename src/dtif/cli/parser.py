@@ -132,4 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snn", type=Path, required=True)
     p.add_argument("--format", choices=["nir"], default="nir")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--no-portable",
+        dest="portable",
+        action="store_false",
+        help="NIR: write dtif's lossless encoding (nir.Scale nodes), which only dtif reads back",
+    )
+    p.add_argument(
+        "--spike-rule",
+        choices=["strict", "inclusive"],
+        default="strict",
+        help="NIR: the reader fires at v > v_threshold (strict: the spec, Norse) or at "
+        "v >= v_threshold (inclusive: SpikingJelly)",
+    )
     return parser

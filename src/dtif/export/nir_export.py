@@ -9,7 +9,13 @@ dtif runs that at dt = 1: one dtif step is one NIR time unit (forward Euler, v +
 step). The analog input is presented at every step (direct coding), and the output node gives
 the output layer's value at each step; dtif's `SimulationResult.outputs` is its running sum.
 
-How a dtif IF layer with lambda (`SpikingNeuron.scale`, [] or [C]) is written. dtif computes
+Two encodings. The default, `portable=True`, is what other simulators run (SpikingJelly, Norse
+and any reader built on nirtorch's default map): `dtif.export.nir_portable` folds the scales
+into the weights and writes no `nir.Scale` node. `portable=False` is the lossless dtif encoding
+below, which `import_nir` restores bit for bit but which other readers cannot run (they lack
+`nir.Scale`).
+
+How the lossless encoding writes a dtif IF layer with lambda (`SpikingNeuron.scale`, [] or [C]) is written. dtif computes
 z = x / lambda, V += z, a spike when V >= 1, V = 0 after it (reset "zero"), and each spike
 delivers lambda (`if_step`). In NIR this is two nodes:
 
@@ -19,7 +25,7 @@ where lambda- is the largest float32 below lambda, so that NIR's strict v > v_th
 dtif's v >= lambda on every float32 potential. Both arrays are given per neuron (the layer's
 sample shape). `import_nir` finds this pair and restores the dtif layer exactly.
 
-What NIR cannot express, and `export_nir` refuses, listing every such node at once:
+What NIR cannot express, and both encodings refuse, listing every such node at once:
 - IF with reset "subtract" (dtif's default): NIR's IF resets to the value v_reset, it does not
   subtract the threshold. Convert with `dtif.IF(reset="zero")` to export.
 - IF with burst > 1 (NIR emits at most one spike per step) or v0 != 0 (NIR has no initial
@@ -30,7 +36,7 @@ What NIR cannot express, and `export_nir` refuses, listing every such node at on
   is not a multiple of its output, ceil-mode pooling that changes the output size, reshapes
   other than a flatten of adjacent dims, constants and any other op.
 
-Other mappings: Conv1d/Conv2d -> nir.Conv1d/Conv2d (a missing bias is written as zeros), Linear ->
+Other mappings of the lossless encoding: Conv1d/Conv2d -> nir.Conv1d/Conv2d (a missing bias is written as zeros), Linear ->
 nir.Affine (nir.Linear without bias), AvgPool2d/AdaptiveAvgPool2d -> nir.SumPool2d followed by
 nir.Scale(1 / divisor), the divisor per output position (so count_include_pad=False is exact),
 Flatten/view/reshape -> nir.Flatten, residual adds -> edges into one node. The static prefix and
@@ -40,130 +46,64 @@ the same input at every NIR step.
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch import fx, nn
+from torch import fx
 
-from dtif.errors import UnsupportedOpsError
+from dtif.errors import InputError, UnsupportedOpsError
 from dtif.export.nir_common import PathLike, Refusal, load_nir
 from dtif.export.nir_nodes import EXPORTERS, Site
-from dtif.nn.context import TimeAware
-from dtif.nn.layers import SpikeMaxPool
+from dtif.export.nir_portable import SPIKE_RULES, SpikeRule, export_portable
+from dtif.export.nir_walk import SHAPE_BATCH, Names, describe, evaluate, exporter_key, stitch
 from dtif.sim.network import SpikingNetwork
 
-SHAPE_BATCH = 2  # batch size of the shape walk; 2 keeps the batch dim apart from size-1 dims
 
-
-@dataclass
-class _Stitched:
-    """The static prefix and the dynamic part as one graph."""
-
-    graph: fx.Graph
-    modules: dict[str, nn.Module]
-    owners: dict[fx.Node, fx.GraphModule] = field(default_factory=dict)
-
-
-def _stitch(snn: SpikingNetwork) -> _Stitched:
-    graph = fx.Graph()
-    owners: dict[fx.Node, fx.GraphModule] = {}
-    env: dict[fx.Node, fx.Node] = {}
-    boundary: list[fx.Node] = []
-    for n in snn.static.graph.nodes:
-        if n.op == "output":
-            boundary = [env[a] for a in n.args[0]]
-        else:
-            env[n] = graph.node_copy(n, lambda a: env[a])
-            owners[env[n]] = snn.static
-    denv: dict[fx.Node, fx.Node] = {}
-    placeholders = [n for n in snn.dynamic.graph.nodes if n.op == "placeholder"]
-    for i, n in enumerate(placeholders):
-        denv[n] = boundary[i]
-    for n in snn.dynamic.graph.nodes:
-        if n.op == "placeholder":
-            continue
-        if n.op == "output":
-            graph.output(fx.map_arg(n.args[0], lambda a: denv[a]))
-        else:
-            denv[n] = graph.node_copy(n, lambda a: denv[a])
-            owners[denv[n]] = snn.dynamic
-    modules = {**dict(snn.static.named_modules()), **dict(snn.dynamic.named_modules())}
-    return _Stitched(graph, modules, owners)
-
-
-def _shape_forward(mod: nn.Module, args: tuple[Any, ...]) -> Any:
-    """A module's output shape for the walk; time-aware modules keep the shape of their input."""
-    if isinstance(mod, SpikeMaxPool):
-        return mod.pool(args[0])
-    if isinstance(mod, TimeAware):
-        return args[0]
-    return mod(*args)
-
-
-def _evaluate(node: fx.Node, env: dict[fx.Node, Any], st: _Stitched) -> Any:
-    args = fx.map_arg(node.args, lambda a: env[a])
-    kwargs = fx.map_arg(node.kwargs, lambda a: env[a])
-    if node.op == "call_module":
-        return _shape_forward(st.modules[str(node.target)], args)
-    if node.op == "call_function":
-        return node.target(*args, **kwargs)  # type: ignore[operator]  # fx call target
-    if node.op == "call_method":
-        return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-    if node.op == "get_attr":
-        return operator.attrgetter(str(node.target))(st.owners[node])
-    raise Refusal(f"unknown node kind {node.op}")
-
-
-def _exporter_key(node: fx.Node, st: _Stitched) -> Any:
-    if node.op == "call_module":
-        return type(st.modules[str(node.target)])
-    return node.target
-
-
-def _describe(node: fx.Node, st: _Stitched) -> str:
-    if node.op == "call_module":
-        mod = st.modules[str(node.target)]
-        label = getattr(mod, "layer_name", node.target)
-        return f"{node.name}: {type(mod).__name__} (module {node.target}, layer {label})"
-    target = getattr(node.target, "__name__", str(node.target))
-    return f"{node.name}: {node.op} {target}"
-
-
-class _Names:
-    """Unique NIR node names."""
-
-    def __init__(self) -> None:
-        self.taken = {"input", "output"}
-
-    def __call__(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
-
-
-def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
+def export_nir(
+    snn: SpikingNetwork,
+    path: PathLike | None = None,
+    *,
+    portable: bool = True,
+    spike_rule: SpikeRule = "strict",
+) -> Any:
     """Write an IF spiking network as a NIR graph (see the module docstring for the mapping).
 
     Args:
         snn: a network from `dtif.convert` with `neuron=dtif.IF(reset="zero")` (burst 1, v0 0).
         path: where to write the graph with `nir.write` (HDF5), or None to only return it.
+        portable: True writes the graph that other simulators run (`nir_portable`); False the
+            lossless dtif encoding with `nir.Scale` nodes, read back only by `import_nir`.
+        spike_rule: the threshold test of the reader, portable encoding only. "strict" (the NIR
+            spec, Norse) writes each threshold as the largest float32 below it, so that
+            v > v_threshold fires exactly when dtif's v >= threshold; "inclusive"
+            (SpikingJelly, whose IFNode fires at v >= v_threshold) writes it as it is.
 
     Returns:
         The `nir.NIRGraph`: node "input" (one sample's shape), node "output" (the output
         layer's value at each step), one node per layer (IF layers named by their layer name).
 
     Raises:
-        UnsupportedOpsError: every node that NIR cannot express, listed in one error.
+        UnsupportedOpsError: every node that the chosen encoding cannot express, in one error.
+        InputError: an unknown spike_rule, or spike_rule="inclusive" with portable=False.
         ImportError: the `nir` package is not installed.
     """
+    if spike_rule not in SPIKE_RULES:
+        raise InputError(f"spike_rule must be one of {list(SPIKE_RULES)}, got {spike_rule!r}")
+    if portable:
+        return export_portable(snn, path, spike_rule)
+    if spike_rule != "strict":
+        raise InputError(
+            "spike_rule='inclusive' applies to the portable encoding; the lossless one "
+            "(portable=False) always writes NIR's strict rule"
+        )
+    return _export_lossless(snn, path)
+
+
+def _export_lossless(snn: SpikingNetwork, path: PathLike | None) -> Any:
     nir = load_nir()
-    st = _stitch(snn)
-    names = _Names()
+    st = stitch(snn)
+    names = Names()
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(snn.input_shape))}
     edges: list[tuple[str, str]] = []
     sources: dict[fx.Node, tuple[str, ...]] = {}
@@ -179,12 +119,12 @@ def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
                 _export_output(node, env, sources, nodes, edges, bad)
                 continue
             try:
-                env[node] = _evaluate(node, env, st)
+                env[node] = evaluate(node, env, st)
                 if not isinstance(env[node], torch.Tensor) or node.op == "get_attr":
                     if node.op == "get_attr":
                         raise Refusal("a constant tensor; NIR has no constant node")
                     continue  # shape arithmetic (x.size(0)) that feeds a reshape
-                exporter = EXPORTERS.get(_exporter_key(node, st))
+                exporter = EXPORTERS.get(exporter_key(node, st))
                 if exporter is None:
                     raise Refusal("no NIR node for this op")
                 site = Site(
@@ -196,7 +136,7 @@ def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
                 )
                 chain = exporter(site)
             except Refusal as why:
-                bad.append(f"- {_describe(node, st)}: {why}")
+                bad.append(f"- {describe(node, st)}: {why}")
                 sources[node] = ()
                 continue
             inputs = tuple(
@@ -220,7 +160,12 @@ def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
         raise UnsupportedOpsError(
             f"{len(bad)} node(s) cannot be expressed in NIR:\n" + "\n".join(bad)
         )
-    meta = {"source": "dtif", "dtif.time_step": "1", "dtif.input_coding": "direct"}
+    meta = {
+        "source": "dtif",
+        "dtif.encoding": "lossless",
+        "dtif.time_step": "1",
+        "dtif.input_coding": "direct",
+    }
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
     if path is not None:
         nir.write(path, graph)

@@ -6,7 +6,7 @@ import copy
 import operator
 import os
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -84,8 +84,9 @@ def _build_avg_pool(name: str, node: Any) -> list[nn.Module]:
 
 
 def _build_flatten(name: str, node: Any) -> list[nn.Module]:
+    """NIR's dims count within one sample: a dim >= 0 moves past the batch dim, one < 0 stays."""
     start, end = int(node.start_dim), int(node.end_dim)
-    return [nn.Flatten(start + 1, end + 1 if end >= 0 else end)]
+    return [nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end)]
 
 
 def _build_scale(name: str, node: Any) -> list[nn.Module]:
@@ -104,8 +105,12 @@ def _per_channel(a: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _if_lambda(node: Any) -> np.ndarray:
-    """dtif's lambda for a nir.IF, per neuron: spikes at r*sum(x) > v_th, i.e. sum(x) >= lambda."""
+def _if_lambda(node: Any, inclusive: bool = False) -> np.ndarray:
+    """dtif's lambda for a nir.IF, per neuron: spikes at r*sum(x) > v_th, i.e. sum(x) >= lambda.
+
+    With `inclusive` (a graph written with spike_rule="inclusive") the IF fires at
+    r*sum(x) >= v_th, and lambda is v_th / r.
+    """
     r = np.asarray(node.r, dtype=np.float32)
     v_th = np.asarray(node.v_threshold, dtype=np.float32)
     v_reset = np.asarray(node.v_reset, dtype=np.float32)
@@ -118,7 +123,8 @@ def _if_lambda(node: Any) -> np.ndarray:
         problems.append("v_reset != 0 (dtif's IF resets to zero)")
     if problems:
         raise Refusal("IF with " + ", ".join(problems))
-    lam = (np.nextafter(v_th, np.float32(np.inf)) / r).astype(np.float32)
+    above = v_th if inclusive else np.nextafter(v_th, np.float32(np.inf))
+    lam = (above / r).astype(np.float32)
     return np.broadcast_to(lam, np.broadcast_shapes(r.shape, v_th.shape))
 
 
@@ -129,9 +135,9 @@ def _if_neuron(name: str, lam: np.ndarray) -> SpikingNeuron:
     return SpikingNeuron(IFParams(reset="zero"), torch.from_numpy(reduced.copy()), name)
 
 
-def _build_if(name: str, node: Any) -> list[nn.Module]:
+def _build_if(name: str, node: Any, inclusive: bool = False) -> list[nn.Module]:
     """A lone nir.IF: a dtif IF layer, then 1/lambda so that each spike delivers 1."""
-    lam = _if_lambda(node)
+    lam = _if_lambda(node, inclusive)
     neuron = _if_neuron(name, lam)
     return [neuron, Scale(1.0 / torch.from_numpy(np.array(lam)))]
 
@@ -182,6 +188,16 @@ def _import_tables() -> tuple[dict[type, Builder], dict[tuple[type, type], Fusio
     return builders, fusions
 
 
+def _spike_rule(graph: Any) -> str:
+    rule = (graph.metadata or {}).get("dtif.spike_rule", "strict")
+    rule = rule.decode() if isinstance(rule, bytes) else str(rule)
+    if rule not in ("strict", "inclusive"):
+        raise UnsupportedOpsError(
+            f"metadata dtif.spike_rule={rule!r}; dtif reads 'strict' or 'inclusive'"
+        )
+    return rule
+
+
 def _topological(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> list[str]:
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     succs: dict[str, list[str]] = {n: [] for n in nodes}
@@ -222,7 +238,9 @@ def import_nir(graph_or_path: Any) -> SpikingNetwork:
     The NIR nodes become torch modules in one fx graph (inputs reaching a node are summed),
     which is split into the static prefix and the dynamic part. The pairs that `export_nir`
     writes are restored exactly: IF -> Scale(lambda) becomes one dtif IF layer (reset "zero"),
-    SumPool2d -> Scale(1/divisor) an AvgPool2d. A lone nir.IF becomes an IF layer with
+    SumPool2d -> Scale(1/divisor) an AvgPool2d. A lone nir.IF (what the portable encoding
+    writes; its metadata "dtif.spike_rule" says whether it fires at v > v_threshold, the
+    default, or at v >= v_threshold) becomes an IF layer with
     lambda = v_threshold / r (strict > kept by the next float up) followed by a `Scale` of
     1/lambda, so that each spike delivers 1 as in NIR; a lone SumPool2d an AvgPool2d with
     divisor 1. `snn.ann` is the same graph with ReLU in place of each spiking layer (lambda
@@ -245,6 +263,8 @@ def import_nir(graph_or_path: Any) -> SpikingNetwork:
     if not isinstance(graph, nir.NIRGraph):
         graph = nir.read(os.fspath(graph_or_path))
     builders, fusions = _import_tables()
+    if _spike_rule(graph) == "inclusive":
+        builders = {**builders, nir.IF: partial(_build_if, inclusive=True)}
     nodes: dict[str, Any] = dict(graph.nodes)
     edges = [(str(a), str(b)) for a, b in graph.edges]
     inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]

@@ -18,10 +18,11 @@ from dtif.convert.dropout import remove_dropout
 from dtif.convert.fold_bn import fold_batchnorm
 from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
 from dtif.convert.options import MaxPoolPolicy, check_policy
+from dtif.convert.outputs import OutputKey, check_tensor_output, select_output
 from dtif.convert.pooling import apply_pool_policy, use_fast_pools
 from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
 from dtif.convert.static import dynamic_nodes, split_static
-from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
+from dtif.convert.support import MAXPOOL_MODULES, check_supported
 from dtif.convert.trace import trace
 from dtif.errors import ConversionError, InputError, UnsupportedOpsError
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
@@ -43,15 +44,23 @@ def _check_finite(gm: fx.GraphModule) -> None:
         )
 
 
-def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphModule:
+def prepare_ann(
+    model: nn.Module, maxpool: MaxPoolPolicy = "error", output: OutputKey | None = None
+) -> fx.GraphModule:
     """Trace `model` (a copy) and run the ANN passes; the result is the reference ANN.
 
+    Args:
+        model: the trained ANN.
+        maxpool: the max-pool policy.
+        output: the index or key of the output to keep, for a model that returns several.
+
     Raises:
-        UnsupportedOpsError: unsupported nodes, all listed in one error.
+        UnsupportedOpsError: unsupported nodes, all listed in one error; several outputs
+            and no `output`.
         ConversionError: a BN that cannot be folded, or non-finite weights.
     """
     check_policy(maxpool)
-    gm = trace(model)
+    gm = select_output(trace(model), output)
     check_supported(gm, maxpool)
     _check_finite(gm)
     gm = remove_dropout(gm)
@@ -68,7 +77,7 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
     gm = copy.deepcopy(ann)
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))
     try:
-        ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
+        out = ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
     except Exception as err:  # noqa: BLE001 - reported as a shape problem
         cause = err.__cause__ or err  # ShapeProp wraps the op's own error
         # The calibration batches ran, so the model depends on the batch size.
@@ -78,25 +87,27 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
             "x.view(32, -1) is the usual cause. In a spiking network the leading dimension is "
             "steps*batch: use x.flatten(1) or x.view(x.size(0), -1)."
         ) from err
-    modules = dict(gm.named_modules())
+    check_tensor_output(out)
     after_relu: set[fx.Node] = set()
     bad = []
     for node in gm.graph.nodes:
         if RELU_META in node.meta or any(a in after_relu for a in node.all_input_nodes):
             after_relu.add(node)
-        shaping = (
-            (node.op == "call_method" and node.target in SHAPE_METHODS - {"size"})
-            or (node.op == "call_function" and node.target is torch.flatten)
-            or (node.op == "call_module" and isinstance(modules[str(node.target)], nn.Flatten))
-        )
         meta = node.meta.get("tensor_meta")
-        if node in after_relu and shaping and meta is not None and meta.shape[0] != 2:
+        # every tensor after the first ReLU keeps dim 0 (cat, mean, reshapes, ...)
+        shape = getattr(meta, "shape", None)
+        if (
+            node in after_relu
+            and node.op != "output"
+            and shape is not None
+            and (len(shape) == 0 or shape[0] != 2)
+        ):
             bad.append(node.name)
     if bad:
         raise UnsupportedOpsError(
-            f"reshape(s) {', '.join(bad)} mix the batch dimension; in a spiking network the "
-            "leading dimension is steps*batch. Keep dim 0: use x.flatten(1) or "
-            "x.view(x.size(0), -1)."
+            f"op(s) {', '.join(bad)} mix the batch dimension (a reshape, a cat or mean over "
+            "dim 0); in a spiking network the leading dimension is steps*batch. Keep dim 0: "
+            "use x.flatten(1) or x.view(x.size(0), -1), cat along dim=1, mean over (2, 3)."
         )
 
 
@@ -148,6 +159,7 @@ def convert(
     neuron: NeuronParams | None = None,
     norm: Norm | None = None,
     maxpool: MaxPoolPolicy = "error",
+    output: OutputKey | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a spiking network. The model itself is never mutated.
 
@@ -158,6 +170,8 @@ def convert(
         neuron: `IF()` (default) or `DTIF(...)`.
         norm: `MaxNorm()` (default) or `PercentileNorm(p)`, per layer or channelwise.
         maxpool: "error" (default), "avg" (swap for average pooling) or "gate" (spiking gate).
+        output: for a model whose forward returns a tuple, list or dict: the index or key of
+            the output to convert. None (default) refuses such a model.
 
     Returns:
         The spiking network; `snn.simulate(x, num_steps)` runs it.
@@ -172,7 +186,7 @@ def convert(
     if not isinstance(neuron, (IFParams, DTIFParams)):
         raise InputError(f"neuron must be dtif.IF(...) or dtif.DTIF(...), got {neuron!r}")
     data = CalibrationData(calib)
-    ann = prepare_ann(model, maxpool)
+    ann = prepare_ann(model, maxpool, output)
     example = data.first()
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     scales = collect_scales(ann, data, norm)

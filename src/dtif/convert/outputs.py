@@ -87,6 +87,7 @@ class PickOutput(nn.Module):
         super().__init__()
         self.model = model
         self.key = key
+        self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)[self.key]

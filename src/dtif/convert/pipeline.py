@@ -15,7 +15,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from dtif.convert.dropout import remove_dropout
-from dtif.convert.fold_bn import fold_batchnorm
+from dtif.convert.fold_bn import BN_BEFORE_LINEAR_META, fold_batchnorm
 from dtif.convert.normalize import CalibrationData, MaxNorm, Norm, collect_scales
 from dtif.convert.options import MaxPoolPolicy, check_policy
 from dtif.convert.outputs import OutputKey, check_tensor_output, select_output
@@ -72,6 +72,19 @@ def prepare_ann(
     return gm
 
 
+def _check_bn_before_linear(node: fx.Node) -> None:
+    """A BN folded into the Linear after it was exact only if it saw [N, C] features."""
+    bn = node.meta.get(BN_BEFORE_LINEAR_META)
+    x = node.args[0] if node.args else None
+    shape = getattr(x.meta.get("tensor_meta"), "shape", None) if isinstance(x, fx.Node) else None
+    if bn is not None and shape is not None and len(shape) != 2:
+        raise ConversionError(
+            f"BatchNorm '{bn}' normalizes dim 1 of a {len(shape)}-D tensor that the Linear "
+            f"'{node.target}' reads along its last dim, so it cannot be folded; flatten before "
+            "the BatchNorm, or place it right after a conv/linear layer"
+        )
+
+
 def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     """Reshapes after the first ReLU must keep dim 0, which becomes steps*batch."""
     gm = copy.deepcopy(ann)
@@ -93,6 +106,7 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
     for node in gm.graph.nodes:
         if RELU_META in node.meta or any(a in after_relu for a in node.all_input_nodes):
             after_relu.add(node)
+        _check_bn_before_linear(node)
         meta = node.meta.get("tensor_meta")
         # every tensor after the first ReLU keeps dim 0 (cat, mean, reshapes, ...)
         shape = getattr(meta, "shape", None)

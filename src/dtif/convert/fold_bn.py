@@ -99,15 +99,21 @@ def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
     layer.bias = nn.Parameter(b)
 
 
-def _fold_into_next(layer: nn.Module, bn: nn.Module) -> None:
+def _fold_into_next(layer: nn.Module, bn: nn.Module, flat: bool) -> None:
+    """`flat`: a flatten lies between, so each BN channel covers in_features / C features."""
+    repeat = layer.weight.shape[1] // bn.num_features if flat else 1
+
+    def per_feature(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().repeat_interleave(repeat)
+
     w, b = fold_bn_into_next(
         layer.weight.detach(),
         None if layer.bias is None else layer.bias.detach(),
-        bn.running_mean,
-        bn.running_var,
+        per_feature(bn.running_mean),  # type: ignore[arg-type]  # checked by the caller
+        per_feature(bn.running_var),  # type: ignore[arg-type]
         bn.eps,
-        None if bn.weight is None else bn.weight.detach(),
-        None if bn.bias is None else bn.bias.detach(),
+        per_feature(bn.weight),
+        per_feature(bn.bias),
         getattr(layer, "groups", 1),
     )
     layer.weight = nn.Parameter(w)
@@ -122,15 +128,43 @@ def _unpadded(layer: nn.Module) -> bool:
     return all(p == 0 for p in pads)
 
 
-def _next_layer(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
-    """The one Conv/Linear (without zero padding) that reads `node`, or None."""
+def _is_flatten_1(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """nn.Flatten(), torch.flatten(x, 1) or x.flatten(1): [N, C, ...] -> [N, C * ...]."""
+    if node.op == "call_module":
+        mod = modules[str(node.target)]
+        return isinstance(mod, nn.Flatten) and mod.start_dim == 1 and mod.end_dim == -1
+    is_function = node.op == "call_function" and node.target is torch.flatten
+    if is_function or (node.op == "call_method" and node.target == "flatten"):
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        return start == 1 and end == -1
+    return False
+
+
+def _only_reader(node: fx.Node) -> fx.Node | None:
     if len(node.users) != 1:
         return None
     (user,) = node.users
-    if user.op != "call_module" or user.args[:1] != (node,):
+    return user if user.args[:1] == (node,) else None
+
+
+def _next_layer(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[fx.Node, bool] | None:
+    """The one Conv/Linear (without zero padding) that reads `node`, directly or (a Linear)
+    through a flatten of dims 1.., with True in the second case; None when there is none."""
+    user = _only_reader(node)
+    if user is None:
+        return None
+    flat = _is_flatten_1(user, modules)
+    if flat:
+        user = _only_reader(user)
+        if user is None:
+            return None
+    if user.op != "call_module":
         return None
     layer = modules[str(user.target)]
-    return user if isinstance(layer, LINEAR_MODULES) and _unpadded(layer) else None
+    if flat and not isinstance(layer, nn.Linear):
+        return None
+    return (user, flat) if isinstance(layer, LINEAR_MODULES) and _unpadded(layer) else None
 
 
 def _private(
@@ -187,11 +221,14 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
             node.replace_all_uses_with(prev)
             gm.graph.erase_node(node)
             continue
-        nxt = _next_layer(node, modules)
-        if nxt is not None:
+        found = _next_layer(node, modules)
+        if found is not None and (
+            not found[1] or modules[str(found[0].target)].weight.shape[1] % bn.num_features == 0
+        ):
+            nxt, flat = found
             layer = _private(gm, nxt, modules, calls)
-            _fold_into_next(layer, bn)
-            if isinstance(layer, nn.Linear):
+            _fold_into_next(layer, bn, flat)
+            if isinstance(layer, nn.Linear) and not flat:
                 nxt.meta[BN_BEFORE_LINEAR_META] = str(node.target)
             node.replace_all_uses_with(prev)
             gm.graph.erase_node(node)

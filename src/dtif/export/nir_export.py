@@ -117,6 +117,21 @@ def _evaluate(node: fx.Node, env: dict[fx.Node, Any], st: _Stitched) -> Any:
     raise Refusal(f"unknown node kind {node.op}")
 
 
+_CAT = "NIR has no concatenation node; export a network without torch.cat"
+_MEAN = "NIR has no mean node; use an nn.AdaptiveAvgPool2d module in place of the mean"
+_SCALE = "multiplying or dividing by a constant has no exporter; fold the constant into a layer"
+# Ops that dtif converts but this exporter cannot express, with the reason.
+_NO_NIR_NODE: dict[Any, str] = {
+    **dict.fromkeys((torch.cat, torch.concat, torch.concatenate), _CAT),
+    **dict.fromkeys((torch.mean, "mean"), _MEAN),
+    **dict.fromkeys(
+        (operator.mul, torch.mul, torch.multiply, "mul", "multiply", operator.truediv),
+        _SCALE,
+    ),
+    **dict.fromkeys((torch.div, torch.divide, torch.true_divide, "div", "divide"), _SCALE),
+}
+
+
 def _exporter_key(node: fx.Node, st: _Stitched) -> Any:
     if node.op == "call_module":
         return type(st.modules[str(node.target)])
@@ -186,7 +201,9 @@ def export_nir(snn: SpikingNetwork, path: PathLike | None = None) -> Any:
                     continue  # shape arithmetic (x.size(0)) that feeds a reshape
                 exporter = EXPORTERS.get(_exporter_key(node, st))
                 if exporter is None:
-                    raise Refusal("no NIR node for this op")
+                    raise Refusal(
+                        _NO_NIR_NODE.get(_exporter_key(node, st), "no NIR node for this op")
+                    )
                 site = Site(
                     node.name,
                     st.modules.get(str(node.target)) if node.op == "call_module" else None,

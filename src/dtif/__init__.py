@@ -1,7 +1,7 @@
 """dtif: low-latency ANN-to-SNN conversion with dynamic-threshold integrate-and-fire neurons."""
 
 from dtif.calibrate import DTIFCalibration, calibrate_dtif
-from dtif.convert import MaxNorm, PercentileNorm, TrainedScale, convert
+from dtif.convert import MaxNorm, PercentileNorm, TrainedScale, convert, pick_output
 from dtif.errors import (
     CalibrationError,
     CheckpointError,
@@ -47,6 +47,7 @@ __all__ = [
     "import_nir",
     "keep_freed_memory",
     "latency",
+    "pick_output",
     "simulate",
     "to_qcfs",
 ]

@@ -119,9 +119,10 @@ def test_relu_spelling_converts(spelling: str) -> None:
     assert (rate - expected).abs().max() <= 0.05 * expected.abs().max()
 
 
-def test_relu_spelling_clamp_on_both_sides_is_not_a_relu() -> None:
-    # clamp(min=0, max=6) is ReLU6 and clamp(min=0.5) is shifted: neither is converted quietly.
-    for act in (lambda x: x.clamp(min=0, max=6), lambda x: torch.clamp(x, min=0.5)):
+def test_relu_spelling_shifted_clamp_is_not_a_relu() -> None:
+    # clamp(min=0.5) and clamp(-1, 6) are shifted: neither is converted quietly. (clamp(0, 6)
+    # is a clipped ReLU: tests/convert/test_new_ops.py.)
+    for act in (lambda x: torch.clamp(x, min=0.5), lambda x: x.clamp(-1, 6)):
         model = FunctionalNet(act).eval()
         with pytest.raises(dtif.UnsupportedOpsError, match="clamp"):
             dtif.convert(model, torch.randn(4, 2, 5, 5))

@@ -76,7 +76,7 @@ def test_torch_max_with_dim_is_reported() -> None:
 def test_unknown_leaf_module_is_reported_with_its_path() -> None:
     class Custom(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * 2
+            return x * torch.sigmoid(x)  # a gate: the product of two tensors
 
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Sequential(nn.Tanh(), nn.Linear(4, 2)))
     with pytest.raises(dtif.UnsupportedOpsError) as err:

@@ -33,6 +33,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_limit=args.train_limit,
         test_limit=args.test_limit,
         data_dir=args.data_dir,
+        image_size=args.image_size,
+        mean=args.mean,
+        std=args.std,
         device=str(device(args.device)),
         activation=args.activation,
         levels=args.levels,
@@ -52,10 +55,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if not distributed.is_main():
         return 0  # one conversion is enough: rank 0 converts and writes
+    if args.model_file is not None:
+        raise InputError(
+            "dtif convert writes a file that rebuilds a zoo model from its recipe, and a saved "
+            "network must never run code when loaded, so a --model-file model cannot be saved. "
+            "Run dtif evaluate/compare on it, or dtif.convert(...) in Python."
+        )
     out = out_file(args.out)
     ckpt, calib, _, _ = workload(args)
     method = get_method(args.method)
     snn = method.build(ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8))
+    assert ckpt.spec is not None  # noqa: S101 - a checkpoint's model, checked above
     save_snn(out, snn, ckpt.spec, method=method.name, norm=method.norm, maxpool=args.maxpool)
     print(f"wrote {args.out}: {len(snn.spiking_layer_names())} spiking layers ({method.name})")
     return 0
@@ -124,14 +134,14 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
     out = Path(args.out)
     meta = {
         "run": {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
             "num_steps": args.num_steps,
             "num_test": n,
             "seed": args.seed,
             "calib_size": args.calib_size,
             "maxpool": args.maxpool,
         },
-        "model": ckpt.spec.to_dict(),
+        "model": ckpt.described,
         "dataset": ckpt.dataset,
         "device": str(device(args.device)),
         "torch": torch.__version__,
@@ -176,8 +186,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if distributed.is_main():
             print(list_methods())
         return 0
-    if args.checkpoint is None:
-        raise InputError("dtif compare needs --checkpoint (or --list-methods)")
     run_compare(args)
     return 0
 

@@ -24,8 +24,74 @@ def limit(text: str) -> int | None:
     return None if text in ("all", "none", "0") else positive(text)
 
 
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--image-size, --mean, --std: the user's own images (--dataset folder or npz)."""
+    p.add_argument(
+        "--image-size", type=positive, default=None, help="folder/npz: resize images to N x N"
+    )
+    p.add_argument(
+        "--mean",
+        type=floats,
+        default=None,
+        help="folder/npz: per-channel mean, e.g. 0.5 or 0.49,0.48,0.45 (default: the train split's)",
+    )
+    p.add_argument(
+        "--std",
+        type=floats,
+        default=None,
+        help="folder/npz: per-channel std (default: the train split's)",
+    )
+
+
+def floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def add_model_file_args(p: argparse.ArgumentParser) -> None:
+    """Your own model and data in place of --checkpoint."""
+    p.add_argument(
+        "--model-file",
+        default=None,
+        metavar="PATH.py:FACTORY",
+        help="your own model: FACTORY(**kwargs) in PATH.py builds it. This RUNS the code in "
+        "PATH.py; use only files you trust. Needs --weights and --dataset",
+    )
+    p.add_argument(
+        "--model-kwargs", default=None, metavar="JSON", help="keyword arguments of FACTORY"
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="the model's state_dict: a .pt file (loaded as tensors only) or .safetensors",
+    )
+    p.add_argument(
+        "--output",
+        default=None,
+        help="for a model that returns a tuple/list/dict: the index or key of the logits",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="a built-in dataset, folder (--data-dir DIR with train/CLASS/*, test/CLASS/*) or "
+        "npz (--data-dir FILE.npz); default: the checkpoint's",
+    )
+    add_data_args(p)
+
+
 def add_workload_args(p: argparse.ArgumentParser, steps: int = 64) -> None:
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt from `dtif train`")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint.pt from `dtif train` (or give --model-file and --weights)",
+    )
+    add_model_file_args(p)
     p.add_argument("--num-steps", type=positive, default=steps, help="T_max (default %(default)s)")
     p.add_argument(
         "--test-limit",
@@ -69,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=limit, default=None)
     p.add_argument("--test-limit", type=limit, default=None)
-    p.add_argument("--data-dir", default=None)
+    p.add_argument(
+        "--data-dir", default=None, help="dataset folder; folder: DIR/train/CLASS/*; npz: FILE"
+    )
+    add_data_args(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
@@ -106,7 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare methods: table, JSON, CSV, plots")
     add_workload_args(p)
-    p._option_string_actions["--checkpoint"].required = False
     p.add_argument(
         "--methods", default=",".join(DEFAULT_METHODS), help="comma-separated names or spec files"
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from dtif.convert.replace_relu import relu_sites, tap_relu_sites
+from dtif.convert.replace_relu import RELU_CAP_META, relu_sites, tap_relu_sites
 from dtif.errors import CalibrationError, ConversionError, InputError
 from dtif.models.qcfs import QCFS
 
@@ -196,7 +196,9 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
 
     Returns:
         One lambda per ReLU site in graph order: [] or [C] (channelwise). Zero scales (a
-        layer silent on all calibration data) become 1.
+        layer silent on all calibration data) become 1. A clipped ReLU's lambda is capped at
+        its m: an IF neuron fires at most once a step, so its rate saturates at lambda = m as
+        min(max(x, 0), m) does.
 
     Raises:
         CalibrationError: a batch does not fit the model.
@@ -220,9 +222,12 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
                         f"does not fit the model: {err}"
                     ) from err
     scales = []
-    for obs in observers:
+    caps = [node.meta.get(RELU_CAP_META) for node in relu_sites(ann)]
+    for obs, cap in zip(observers, caps, strict=True):
         assert obs.max is not None  # noqa: S101 - at least one batch ran
         s = obs.percentile(norm.p) if isinstance(norm, PercentileNorm) else obs.max
         s = torch.where(s > 0, s, torch.ones_like(s)).float()
+        if cap is not None:
+            s = s.clamp(max=cap)
         scales.append(s if norm.channelwise else s.reshape(()))
     return scales

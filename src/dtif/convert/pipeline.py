@@ -15,7 +15,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from dtif.convert.dropout import remove_dropout
-from dtif.convert.fold_bn import fold_batchnorm
+from dtif.convert.fold_bn import BN_BEFORE_LINEAR_META, fold_batchnorm
 from dtif.convert.normalize import (
     CalibrationData,
     MaxNorm,
@@ -25,10 +25,11 @@ from dtif.convert.normalize import (
     has_qcfs,
 )
 from dtif.convert.options import MaxPoolPolicy, check_policy
+from dtif.convert.outputs import OutputKey, check_tensor_output, select_output
 from dtif.convert.pooling import apply_pool_policy, use_fast_pools
 from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
 from dtif.convert.static import dynamic_nodes, split_static
-from dtif.convert.support import MAXPOOL_MODULES, SHAPE_METHODS, check_supported
+from dtif.convert.support import MAXPOOL_MODULES, check_supported
 from dtif.convert.trace import trace
 from dtif.errors import ConversionError, InputError, UnsupportedOpsError
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
@@ -50,15 +51,23 @@ def _check_finite(gm: fx.GraphModule) -> None:
         )
 
 
-def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphModule:
+def prepare_ann(
+    model: nn.Module, maxpool: MaxPoolPolicy = "error", output: OutputKey | None = None
+) -> fx.GraphModule:
     """Trace `model` (a copy) and run the ANN passes; the result is the reference ANN.
 
+    Args:
+        model: the trained ANN.
+        maxpool: the max-pool policy.
+        output: the index or key of the output to keep, for a model that returns several.
+
     Raises:
-        UnsupportedOpsError: unsupported nodes, all listed in one error.
+        UnsupportedOpsError: unsupported nodes, all listed in one error; several outputs
+            and no `output`.
         ConversionError: a BN that cannot be folded, or non-finite weights.
     """
     check_policy(maxpool)
-    gm = trace(model)
+    gm = select_output(trace(model), output)
     check_supported(gm, maxpool)
     _check_finite(gm)
     gm = remove_dropout(gm)
@@ -70,12 +79,25 @@ def prepare_ann(model: nn.Module, maxpool: MaxPoolPolicy = "error") -> fx.GraphM
     return gm
 
 
+def _check_bn_before_linear(node: fx.Node) -> None:
+    """A BN folded into the Linear after it was exact only if it saw [N, C] features."""
+    bn = node.meta.get(BN_BEFORE_LINEAR_META)
+    x = node.args[0] if node.args else None
+    shape = getattr(x.meta.get("tensor_meta"), "shape", None) if isinstance(x, fx.Node) else None
+    if bn is not None and shape is not None and len(shape) != 2:
+        raise ConversionError(
+            f"BatchNorm '{bn}' normalizes dim 1 of a {len(shape)}-D tensor that the Linear "
+            f"'{node.target}' reads along its last dim, so it cannot be folded; flatten before "
+            "the BatchNorm, or place it right after a conv/linear layer"
+        )
+
+
 def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     """Reshapes after the first ReLU must keep dim 0, which becomes steps*batch."""
     gm = copy.deepcopy(ann)
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))
     try:
-        ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
+        out = ShapeProp(gm).propagate(torch.zeros((2, *input_shape), device=device))
     except Exception as err:  # noqa: BLE001 - reported as a shape problem
         cause = err.__cause__ or err  # ShapeProp wraps the op's own error
         # The calibration batches ran, so the model depends on the batch size.
@@ -85,25 +107,28 @@ def _check_batch_preserved(ann: fx.GraphModule, input_shape: tuple[int, ...]) ->
             "x.view(32, -1) is the usual cause. In a spiking network the leading dimension is "
             "steps*batch: use x.flatten(1) or x.view(x.size(0), -1)."
         ) from err
-    modules = dict(gm.named_modules())
+    check_tensor_output(out)
     after_relu: set[fx.Node] = set()
     bad = []
     for node in gm.graph.nodes:
         if RELU_META in node.meta or any(a in after_relu for a in node.all_input_nodes):
             after_relu.add(node)
-        shaping = (
-            (node.op == "call_method" and node.target in SHAPE_METHODS - {"size"})
-            or (node.op == "call_function" and node.target is torch.flatten)
-            or (node.op == "call_module" and isinstance(modules[str(node.target)], nn.Flatten))
-        )
+        _check_bn_before_linear(node)
         meta = node.meta.get("tensor_meta")
-        if node in after_relu and shaping and meta is not None and meta.shape[0] != 2:
+        # every tensor after the first ReLU keeps dim 0 (cat, mean, reshapes, ...)
+        shape = getattr(meta, "shape", None)
+        if (
+            node in after_relu
+            and node.op != "output"
+            and shape is not None
+            and (len(shape) == 0 or shape[0] != 2)
+        ):
             bad.append(node.name)
     if bad:
         raise UnsupportedOpsError(
-            f"reshape(s) {', '.join(bad)} mix the batch dimension; in a spiking network the "
-            "leading dimension is steps*batch. Keep dim 0: use x.flatten(1) or "
-            "x.view(x.size(0), -1)."
+            f"op(s) {', '.join(bad)} mix the batch dimension (a reshape, a cat or mean over "
+            "dim 0); in a spiking network the leading dimension is steps*batch. Keep dim 0: "
+            "use x.flatten(1) or x.view(x.size(0), -1), cat along dim=1, mean over (2, 3)."
         )
 
 
@@ -155,6 +180,7 @@ def convert(
     neuron: NeuronParams | None = None,
     norm: Norm | None = None,
     maxpool: MaxPoolPolicy = "error",
+    output: OutputKey | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a spiking network. The model itself is never mutated.
 
@@ -167,6 +193,8 @@ def convert(
             `TrainedScale()` (each QCFS layer's trained lambda). Default: `TrainedScale()` for
             a network with QCFS activations, else `MaxNorm()`.
         maxpool: "error" (default), "avg" (swap for average pooling) or "gate" (spiking gate).
+        output: for a model whose forward returns a tuple, list or dict: the index or key of
+            the output to convert. None (default) refuses such a model.
 
     Returns:
         The spiking network; `snn.simulate(x, num_steps)` runs it.
@@ -182,7 +210,7 @@ def convert(
     if not isinstance(neuron, (IFParams, DTIFParams)):
         raise InputError(f"neuron must be dtif.IF(...) or dtif.DTIF(...), got {neuron!r}")
     data = CalibrationData(calib)
-    ann = prepare_ann(model, maxpool)
+    ann = prepare_ann(model, maxpool, output)
     example = data.first()
     device = next((p.device for p in ann.parameters()), torch.device("cpu"))
     scales = collect_scales(ann, data, norm)

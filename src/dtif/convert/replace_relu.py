@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dtif.convert.support import CLAMP_METHODS, RELU_METHODS, is_relu
+from dtif.convert.support import CLAMP_METHODS, RELU_METHODS, is_relu, relu_cap
 from dtif.errors import ConversionError
 from dtif.models.qcfs import QCFS
 
 Tap = TypeVar("Tap", bound=nn.Module)
 
 RELU_META = "dtif.relu"
+#: node.meta key of a clipped ReLU's cap m (ReLU6: 6.0); absent for a plain ReLU.
+RELU_CAP_META = "dtif.relu_cap"
 
 
 # Ops whose output may share memory with their input, so that an in-place ReLU on one changes
@@ -32,7 +34,10 @@ def _is_inplace(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_method":
         return str(node.target).endswith("_")
     inplace = node.kwargs.get("inplace", node.args[1] if len(node.args) > 1 else False)
-    return node.target is torch.relu_ or (node.target is F.relu and inplace is True)
+    in_place_fns = (torch.relu_, F.hardtanh_)
+    return node.target in in_place_fns or (
+        node.target in (F.relu, F.relu6, F.hardtanh) and inplace is True
+    )
 
 
 def _alias_kind(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
@@ -119,9 +124,11 @@ def _apply_inplace(gm: fx.GraphModule, node: fx.Node, modules: dict[str, nn.Modu
 def canonicalize_relu(gm: fx.GraphModule) -> fx.GraphModule:
     """Give every ReLU call site its own nn.ReLU module, marked in `node.meta["dtif.relu"]`.
 
-    Before: F.relu(x), torch.relu(x), x.relu(), x.clamp(min=0), a shared or in-place nn.ReLU.
-    After: call_module `dtif_<node>` (a fresh nn.ReLU, or a copy of a QCFS activation, which
-    keeps its levels and lambda) at each site, so each becomes one spiking layer with its own
+    Before: F.relu(x), torch.relu(x), x.relu(), x.clamp(min=0), a shared or in-place nn.ReLU;
+    clipped ReLUs (ReLU6, F.relu6, Hardtanh(0, m), clamp(x, 0, m)); QCFS activations.
+    After: call_module `dtif_<node>` (a fresh nn.ReLU; nn.Hardtanh(0, m) with the cap m in
+    `node.meta["dtif.relu_cap"]`; or a copy of a QCFS activation, which keeps its levels and
+    lambda) at each site, so each becomes one spiking layer with its own
     state. An in-place ReLU also takes the place of its input in
     every later use (see `_apply_inplace`), since in eager PyTorch they read the ReLU'd tensor.
 
@@ -134,11 +141,19 @@ def canonicalize_relu(gm: fx.GraphModule) -> fx.GraphModule:
             continue
         if _is_inplace(node, modules):
             _apply_inplace(gm, node, modules)
+        cap = relu_cap(node, modules)
         target = f"dtif_{node.name}"
         mod = modules.get(str(node.target)) if node.op == "call_module" else None
-        gm.add_submodule(target, copy.deepcopy(mod) if isinstance(mod, QCFS) else nn.ReLU())
-        node.op, node.target, node.args, node.kwargs = "call_module", target, node.args[:1], {}
+        if isinstance(mod, QCFS):
+            site: nn.Module = copy.deepcopy(mod)
+        else:
+            site = nn.ReLU() if cap is None else nn.Hardtanh(0.0, cap)
+        gm.add_submodule(target, site)
+        x = node.args[0] if node.args else node.kwargs["input"]
+        node.op, node.target, node.args, node.kwargs = "call_module", target, (x,), {}
         node.meta[RELU_META] = node.name
+        if cap is not None:
+            node.meta[RELU_CAP_META] = cap
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()

@@ -1,4 +1,4 @@
-"""Datasets (Fashion-MNIST, MNIST, CIFAR-10/100, digits), subsets, augmentation, loaders."""
+"""Datasets (Fashion-MNIST, MNIST, CIFAR-10/100, digits, image folders, .npz), subsets, augmentation, loaders."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from dtif.data.loaders import calibration_subset, make_loader, random_crop_flip,
 from dtif.data.registry import (
     DATA_ENV_VAR,
     DEFAULT_DATASET,
+    USER_DATASETS,
     DatasetInfo,
+    check_dataset_name,
     dataset_info,
     dataset_names,
     load_dataset,
+    load_splits,
 )
 
 __all__ = [
@@ -21,13 +24,16 @@ __all__ = [
     "DATA_ENV_VAR",
     "DEFAULT_DATASET",
     "CifarSpec",
+    "USER_DATASETS",
     "DatasetInfo",
     "ImageDataset",
     "calibration_subset",
+    "check_dataset_name",
     "dataset_info",
     "dataset_names",
     "load_cifar",
     "load_dataset",
+    "load_splits",
     "load_idx_split",
     "make_loader",
     "random_crop_flip",

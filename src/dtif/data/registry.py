@@ -14,12 +14,17 @@ import torch
 from dtif.data.cifar import CIFAR10, CIFAR100, CifarSpec, download_hint, load_cifar
 from dtif.data.dataset import DatasetInfo, ImageDataset
 from dtif.data.digits import load_digits_split
+from dtif.data.folder import class_names, load_folder_split
 from dtif.data.idx import load_idx_split
+from dtif.data.npz import load_npz
+from dtif.data.transform import channel_stats, normalize, per_channel, resize
 from dtif.errors import DatasetError, InputError
 
 DATA_ENV_VAR = "DTIF_DATA"
 FASHION_MNIST_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_DATASET = "fashion-mnist"
+#: Datasets that are the user's own files: an image folder, or arrays in an .npz.
+USER_DATASETS = ("folder", "npz")
 
 Split = Literal["train", "test"]
 _SPLITS: tuple[Split, ...] = ("train", "test")
@@ -167,6 +172,14 @@ def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise InputError unless `name` is registered or one of ``USER_DATASETS``."""
+    if name not in _REGISTRY and name not in USER_DATASETS:
+        raise InputError(
+            f"unknown dataset {name!r}; valid names: {', '.join([*dataset_names(), *USER_DATASETS])}"
+        )
+
+
 def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
@@ -260,4 +273,112 @@ def load_dataset(
         )
     return ImageDataset(
         _normalize(images, info), torch.from_numpy(labels.astype(np.int64)), info, split
+    )
+
+
+def _user_arrays(
+    name: str, directory: Path, image_size: int | None
+) -> tuple[dict[str, np.ndarray], int]:
+    """x_train, y_train, x_test, y_test of a folder or .npz dataset, and the class count."""
+    if name == "folder":
+        if not directory.is_dir():
+            raise DatasetError(
+                f"--data-dir {directory} is not a folder; --dataset folder takes "
+                "DIR/train/CLASS/* and DIR/test/CLASS/*"
+            )
+        classes = class_names(directory)
+        arrays = {}
+        for split in _SPLITS:
+            x, y = load_folder_split(directory, split, classes, image_size)
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+        return arrays, len(classes)
+    arrays = load_npz(directory)
+    if image_size is not None:
+        for split in _SPLITS:
+            arrays[f"x_{split}"] = resize(arrays[f"x_{split}"], image_size)
+    for split in _SPLITS:
+        y = arrays[f"y_{split}"]
+        if y.size and y.min() < 0:
+            raise DatasetError(
+                f"{directory}: y_{split} has label {int(y.min())}; labels are class indices "
+                "0, 1, ..., num_classes - 1"
+            )
+    num_classes = int(arrays["y_train"].max()) + 1
+    top = int(arrays["y_test"].max())
+    if top >= num_classes:
+        raise DatasetError(
+            f"{directory}: y_test has label {top}, but y_train's labels run 0..{num_classes - 1}; "
+            "every test class must appear in training"
+        )
+    return arrays, num_classes
+
+
+def load_splits(
+    name: str,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> tuple[ImageDataset, ImageDataset]:
+    """The train and test splits of a registered dataset, an image folder or an .npz file.
+
+    Args:
+        name: a name from ``dataset_names()``, ``"folder"`` (``data_dir/train/CLASS/*.png``
+            and ``data_dir/test/CLASS/*``, read with Pillow) or ``"npz"`` (``data_dir`` is an
+            .npz with ``x_train, y_train, x_test, y_test``).
+        data_dir: the data folder or file.
+        image_size: resize the images of a folder or .npz to this square size.
+        mean: per-channel normalisation mean (one value or C); folder/npz default: the
+            training split's.
+        std: per-channel normalisation std, likewise.
+
+    Returns:
+        (train, test), normalised with the same mean and std; ``train.info`` describes both.
+
+    Raises:
+        InputError: an unknown name; image_size, mean or std given for a registered dataset;
+            a mean or std of the wrong length.
+        DatasetError: missing, unreadable or inconsistent data (see the loaders).
+    """
+    check_dataset_name(name)
+    if name not in USER_DATASETS:
+        if image_size is not None or mean is not None or std is not None:
+            raise InputError(
+                f"--image-size, --mean and --std apply to --dataset folder or npz; {name} has "
+                "fixed ones"
+            )
+        return load_dataset(name, "train", data_dir), load_dataset(name, "test", data_dir)
+    if data_dir is None:
+        raise InputError(f"--dataset {name} needs --data-dir (the image folder or .npz file)")
+    if image_size is not None and image_size < 1:
+        raise InputError(f"--image-size must be >= 1, got {image_size}")
+    directory = Path(data_dir).expanduser()
+    arrays, num_classes = _user_arrays(name, directory, image_size)
+    train_x, test_x = arrays["x_train"], arrays["x_test"]
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise DatasetError(
+            f"{directory}: train images are {list(train_x.shape[1:])} (C, H, W), test images "
+            f"{list(test_x.shape[1:])}; give --image-size N, or make them match"
+        )
+    channels = train_x.shape[1]
+    stats = channel_stats(train_x)
+    mean = per_channel(mean, channels, "mean") if mean is not None else stats[0]
+    std = per_channel(std, channels, "std") if std is not None else stats[1]
+    info = DatasetInfo(
+        name=name,
+        num_classes=num_classes,
+        in_channels=channels,
+        image_size=int(train_x.shape[2]),
+        mean=mean,
+        std=std,
+        description=f"{name} dataset from {directory}",
+    )
+    return tuple(  # type: ignore[return-value]  # two splits
+        ImageDataset(
+            normalize(arrays[f"x_{split}"], mean, std),
+            torch.from_numpy(arrays[f"y_{split}"]),
+            info,
+            split,
+        )
+        for split in _SPLITS
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import Any
 
@@ -46,3 +47,18 @@ def pool_divisor(pool: nn.AvgPool2d, in_hw: tuple[int, int]) -> torch.Tensor:
     if pool.count_include_pad or p == (0, 0):
         return torch.tensor(float(k[0] * k[1]))
     return counts
+
+
+_CAT = "NIR has no concatenation node; export a network without torch.cat"
+_MEAN = "NIR has no mean node; use an nn.AdaptiveAvgPool2d module in place of the mean"
+_SCALE = "multiplying or dividing by a constant has no exporter; fold the constant into a layer"
+# Ops that dtif converts but this exporter cannot express, with the reason.
+NO_NIR_NODE: dict[Any, str] = {
+    **dict.fromkeys((torch.cat, torch.concat, torch.concatenate), _CAT),
+    **dict.fromkeys((torch.mean, "mean"), _MEAN),
+    **dict.fromkeys(
+        (operator.mul, torch.mul, torch.multiply, "mul", "multiply", operator.truediv),
+        _SCALE,
+    ),
+    **dict.fromkeys((torch.div, torch.divide, torch.true_divide, "div", "divide"), _SCALE),
+}

@@ -53,7 +53,7 @@ import torch
 from torch import fx
 
 from dtif.errors import InputError, UnsupportedOpsError
-from dtif.export.nir_common import PathLike, Refusal, load_nir
+from dtif.export.nir_common import NO_NIR_NODE, PathLike, Refusal, load_nir
 from dtif.export.nir_nodes import EXPORTERS, Site
 from dtif.export.nir_portable import SPIKE_RULES, SpikeRule, export_portable
 from dtif.export.nir_walk import SHAPE_BATCH, Names, describe, evaluate, exporter_key, stitch
@@ -126,7 +126,9 @@ def _export_lossless(snn: SpikingNetwork, path: PathLike | None) -> Any:
                     continue  # shape arithmetic (x.size(0)) that feeds a reshape
                 exporter = EXPORTERS.get(exporter_key(node, st))
                 if exporter is None:
-                    raise Refusal("no NIR node for this op")
+                    raise Refusal(
+                        NO_NIR_NODE.get(exporter_key(node, st), "no NIR node for this op")
+                    )
                 site = Site(
                     node.name,
                     st.modules.get(str(node.target)) if node.op == "call_module" else None,

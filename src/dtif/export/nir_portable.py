@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from dtif.errors import UnsupportedOpsError
-from dtif.export.nir_common import PathLike, Refusal, load_nir, pair
+from dtif.export.nir_common import NO_NIR_NODE, PathLike, Refusal, load_nir, pair
 from dtif.export.nir_walk import SHAPE_BATCH, Names, describe, evaluate, stitch
 from dtif.neurons import DTIFParams, IFParams
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
@@ -237,7 +237,7 @@ def _plan(node: fx.Node, env: dict[fx.Node, Any], modules: dict[str, nn.Module])
             raise Refusal("a broadcasting add; NIR sums inputs of equal shape")
     handler = PLANS.get(key)
     if handler is None:
-        raise Refusal("no NIR node that readers run for this op")
+        raise Refusal(NO_NIR_NODE.get(key, "no NIR node that readers run for this op"))
     return handler(base)
 
 

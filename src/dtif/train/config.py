@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import torch
 
-from dtif.data import DEFAULT_DATASET, dataset_info
+from dtif.data import DEFAULT_DATASET, check_dataset_name
 from dtif.errors import InputError
 from dtif.models import model_names
 from dtif.models.qcfs import Activation, activation_factory
@@ -25,7 +25,8 @@ class TrainConfig:
     """What to train and how.
 
     Attributes:
-        dataset: registered dataset name (``dtif.data.dataset_names()``).
+        dataset: registered dataset name (``dtif.data.dataset_names()``), or ``"folder"`` /
+            ``"npz"`` for the user's own images in ``data_dir`` (see ``dtif.data.load_splits``).
         model: registered model name (``dtif.models.model_names()``).
         width: channel multiplier of the model.
         epochs: training epochs, ``>= 1``.
@@ -41,7 +42,11 @@ class TrainConfig:
             ``None`` uses the whole split.
         test_limit: measure test accuracy on a seeded subset of this many test images (the
             same subset as ``dtif.data.test_subset(test, test_limit)``); ``None``: all.
-        data_dir: dataset folder (default: ``$DTIF_DATA`` or the dataset's default folder).
+        data_dir: dataset folder (default: ``$DTIF_DATA`` or the dataset's default folder), or
+            the image folder / .npz file of a ``"folder"`` / ``"npz"`` dataset.
+        image_size: folder/npz only: resize the images to this square size.
+        mean: folder/npz only: per-channel normalisation mean; ``None``: the training split's.
+        std: folder/npz only: per-channel normalisation std; ``None``: the training split's.
         augment: random crop and flip of the training images; ``None``: on for the CIFAR
             datasets only.
         num_threads: torch CPU threads during training; ``None`` keeps torch's default.
@@ -74,6 +79,9 @@ class TrainConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     data_dir: str | None = None
+    image_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     augment: bool | None = None
     num_threads: int | None = None
     device: str = "cpu"
@@ -83,7 +91,7 @@ class TrainConfig:
     init_percentile: float = 99.9
 
     def __post_init__(self) -> None:
-        dataset_info(self.dataset)  # raises InputError listing the valid names
+        check_dataset_name(self.dataset)  # raises InputError listing the valid names
         if self.model not in model_names():
             raise InputError(
                 f"unknown model {self.model!r}; valid names: {', '.join(model_names())}"
@@ -92,7 +100,15 @@ class TrainConfig:
             raise InputError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("epochs", "batch_size"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("train_limit", "test_limit", "num_threads"):
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, (tuple, list)) or not value:
+                    raise InputError(f"{name} must be a sequence of floats, got {value!r}")
+                for v in value:
+                    _check_float(name, v, low=-math.inf if name == "mean" else 0.0, low_open=True)
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+        for name in ("train_limit", "test_limit", "num_threads", "image_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)

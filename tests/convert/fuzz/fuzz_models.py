@@ -263,16 +263,16 @@ BAD_KINDS = (
     "nn.LayerNorm",
     "x.max(dim)",
     "torch.amax",
-    "torch.cat",
+    "x * x",
     "F.softmax",
-    "x * 0.5",
+    "x / x.sum(1)",
     "x - 1",
     "F.leaky_relu",
-    "nn.ReLU6",
-    "x.clamp(0, 6)",
+    "nn.Hardtanh",
+    "x.clamp(-1, 6)",
     "x.clamp(min=0.1)",
     "torch.exp",
-    "x.mean(dim)",
+    "x.mean()",
 )
 
 
@@ -290,8 +290,8 @@ class Bad(nn.Module):
             self.op = nn.Tanh()
         elif kind == "nn.LayerNorm":
             self.op = nn.LayerNorm(last_dim)
-        elif kind == "nn.ReLU6":
-            self.op = nn.ReLU6()
+        elif kind == "nn.Hardtanh":
+            self.op = nn.Hardtanh()  # [-1, 1]: lets negative values through
 
     def extra_repr(self) -> str:
         return self.kind
@@ -308,25 +308,143 @@ class Bad(nn.Module):
             return x.max(dim=1, keepdim=True)[0]
         if k == "torch.amax":
             return torch.amax(x, dim=1, keepdim=True)
-        if k == "torch.cat":
-            return torch.cat([x, x], dim=1)
+        if k == "x * x":
+            return x * x
         if k == "F.softmax":
             return F.softmax(x, dim=1)
-        if k == "x * 0.5":
-            return x * 0.5
+        if k == "x / x.sum(1)":
+            return x / x.sum(1, keepdim=True)
         if k == "x - 1":
             return x - 1
         if k == "F.leaky_relu":
             return F.leaky_relu(x, 0.1)
-        if k == "x.clamp(0, 6)":
-            return x.clamp(0, 6)
+        if k == "x.clamp(-1, 6)":
+            return x.clamp(-1, 6)
         if k == "x.clamp(min=0.1)":
             return x.clamp(min=0.1)
         if k == "torch.exp":
             return torch.exp(x)
-        if k == "x.mean(dim)":
-            return x.mean(dim=1, keepdim=True)
+        if k == "x.mean()":
+            return x - x.mean()
         raise ValueError(k)
+
+
+CLIP_SPELLINGS = (
+    "nn.ReLU6",
+    "F.relu6",
+    "F.relu6(inplace)",
+    "nn.Hardtanh(0, m)",
+    "F.hardtanh(x, 0, m)",
+    "x.clamp(0, m)",
+    "torch.clamp(x, min=0, max=m)",
+    "x.clip(0, m)",
+)
+
+
+class Clip(nn.Module):
+    """A clipped ReLU min(max(x, 0), m), spelled as `spelling` (ReLU6 spellings: m = 6)."""
+
+    def __init__(self, spelling: str, cap: float) -> None:
+        super().__init__()
+        self.spelling = spelling
+        self.cap = 6.0 if "6" in spelling else cap
+        if spelling == "nn.ReLU6":
+            self.op: nn.Module = nn.ReLU6()
+        elif spelling == "nn.Hardtanh(0, m)":
+            self.op = nn.Hardtanh(0.0, self.cap)
+
+    def extra_repr(self) -> str:
+        return f"{self.spelling}, m={self.cap}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, m = self.spelling, self.cap
+        if hasattr(self, "op"):
+            return self.op(x)
+        if s == "F.relu6":
+            return F.relu6(x)
+        if s == "F.relu6(inplace)":
+            return F.relu6(x, inplace=True)
+        if s == "F.hardtanh(x, 0, m)":
+            return F.hardtanh(x, 0.0, m)
+        if s == "x.clamp(0, m)":
+            return x.clamp(0, m)
+        if s == "torch.clamp(x, min=0, max=m)":
+            return torch.clamp(x, min=0, max=m)
+        if s == "x.clip(0, m)":
+            return x.clip(0, m)
+        raise ValueError(s)
+
+
+SCALE_SPELLINGS = ("x * c", "c * x", "x / c", "torch.mul(x, c)", "x.div(c)", "x * buffer")
+
+
+class ScaleBy(nn.Module):
+    """Multiplication or division by a constant: a number or a buffer (per channel)."""
+
+    def __init__(self, spelling: str, c: float, channels: int, spatial: int) -> None:
+        super().__init__()
+        self.spelling, self.c = spelling, c
+        gen = torch.Generator().manual_seed(channels)
+        shape = (channels, *([1] * spatial))
+        self.register_buffer("factor", torch.rand(shape, generator=gen) * 2 - 0.5)
+
+    def extra_repr(self) -> str:
+        return f"{self.spelling}, c={self.c}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, c = self.spelling, self.c
+        if s == "x * c":
+            return x * c
+        if s == "c * x":
+            return c * x
+        if s == "x / c":
+            return x / c
+        if s == "torch.mul(x, c)":
+            return torch.mul(x, c)
+        if s == "x.div(c)":
+            return x.div(c)
+        if s == "x * buffer":
+            return x * self.factor
+        raise ValueError(s)
+
+
+class Mean(nn.Module):
+    """A mean over the spatial dims: x.mean(dims) or torch.mean(x, dim=dims, keepdim=...)."""
+
+    def __init__(self, spatial: int, method: bool, keepdim: bool, negative: bool) -> None:
+        super().__init__()
+        dims = tuple(range(2, 2 + spatial))
+        self.dims = tuple(d - 2 - spatial for d in dims) if negative else dims
+        self.method, self.keepdim = method, keepdim
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}, method={self.method}, keepdim={self.keepdim}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.method:
+            return x.mean(self.dims, keepdim=self.keepdim)
+        return torch.mean(x, dim=list(self.dims), keepdim=self.keepdim)
+
+
+class Cat(nn.Module):
+    """torch.cat of x and a branch relu(layer(x)) along channels (dim 1), or of x and x along
+    the last dim (`spatial_join`)."""
+
+    def __init__(self, layer: nn.Module | None, spelling: str) -> None:
+        super().__init__()
+        self.layer, self.spelling = layer, spelling
+        self.act = nn.ReLU()
+
+    def extra_repr(self) -> str:
+        return self.spelling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layer is None:
+            return torch.cat([x, x], dim=-1)
+        branch = self.act(self.layer(x))
+        if self.spelling == "torch.concat":
+            return torch.concat((branch, x), dim=1)
+        return torch.cat([x, branch], 1)
 
 
 class Twice(nn.Module):
@@ -384,6 +502,9 @@ FRESH_OUTPUT = (
     AvgPool,
     MaxPool,
     Twice,
+    ScaleBy,
+    Mean,
+    Cat,
 )
 
 
@@ -590,14 +711,29 @@ class Builder:
         if self.chance(self.bad_rate):
             bad = self.bad(shape)
             return None if bad is None else ([("bad", bad[0])], bad[1])
-        choices = ["layer", "layer", "act", "drop", "residual", "twice", "alias"]
+        choices = ["layer", "layer", "act", "drop", "residual", "twice", "alias", "clip", "scale"]
+        choices += ["cat"] if not same else []
         if spatial:
             choices += ["pool", "pool"] if not same else ["pool"]
             if not same:
-                choices.append("flatten")
+                choices += ["flatten", "mean"]
         kind = draw(st.sampled_from(choices))
         if kind == "act":
             return [("act", self.act())], shape
+        if kind == "clip":
+            spelling = draw(st.sampled_from(CLIP_SPELLINGS))
+            return [("clip", Clip(spelling, draw(st.sampled_from([0.05, 0.3, 1.0, 6.0]))))], shape
+        if kind == "scale":
+            spelling = draw(st.sampled_from(SCALE_SPELLINGS))
+            c = draw(st.sampled_from([0.25, 2.0, -1.0, 3.0]))
+            return [("scale", ScaleBy(spelling, c, shape[0], len(shape) - 1))], shape
+        if kind == "mean":
+            keepdim = draw(st.booleans())
+            step = Mean(len(shape) - 1, draw(st.booleans()), keepdim, draw(st.booleans()))
+            out = _shape_after(step, shape)
+            return None if out is None else ([("mean", step)], out)
+        if kind == "cat":
+            return self.cat(shape)
         if kind == "alias":
             return [("alias", Alias(draw(st.sampled_from(["nn.Identity", "contiguous"]))))], shape
         if kind == "twice":
@@ -623,6 +759,25 @@ class Builder:
         if draw(st.integers(0, 9)) < 7:
             steps = [*steps, ("act", self.act())]
         return steps, out
+
+    def cat(
+        self, shape: tuple[int, ...]
+    ) -> tuple[list[tuple[str, nn.Module]], tuple[int, ...]] | None:
+        draw = self.draw
+        dims = len(shape) - 1
+        spelling = draw(st.sampled_from(["torch.cat", "torch.concat", "spatial"]))
+        layer: nn.Module | None = None
+        if spelling != "spatial":
+            cout = draw(st.integers(1, MAX_CHANNELS))
+            k = draw(st.sampled_from([1, 3]))
+            layer = (
+                (nn.Conv1d, nn.Conv2d)[dims - 1](shape[0], cout, k, 1, k // 2)
+                if dims
+                else nn.Linear(shape[0], cout)
+            )
+        step = Cat(layer, spelling)
+        out = _shape_after(step, shape)
+        return None if out is None else ([("cat", step)], out)
 
     def twice(
         self, shape: tuple[int, ...]

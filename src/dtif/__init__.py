@@ -16,10 +16,13 @@ from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
 from dtif.sim.allocator import keep_freed_memory
+from dtif.sim.early_exit import AutoExit, EarlyExit
+from dtif.sim.exit_calibration import calibrate_exit
 from dtif.version import __version__
 
 __all__ = [
     "DTIF",
+    "AutoExit",
     "IF",
     "CalibrationError",
     "CheckpointError",
@@ -28,6 +31,7 @@ __all__ = [
     "DTIFParams",
     "DatasetError",
     "DtifError",
+    "EarlyExit",
     "EnergyModel",
     "Evaluation",
     "IFParams",
@@ -39,6 +43,7 @@ __all__ = [
     "UnsupportedOpsError",
     "__version__",
     "calibrate_dtif",
+    "calibrate_exit",
     "convert",
     "evaluate",
     "export_nir",

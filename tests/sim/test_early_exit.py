@@ -10,15 +10,8 @@ from torch import nn
 import dtif
 from dtif.errors import InputError
 from dtif.neurons import NeuronParams
-from dtif.sim.early_exit import (
-    AutoExit,
-    EarlyExit,
-    calibrate_exit,
-    choose_exit,
-    exit_steps,
-    exit_summary,
-    parse_exit,
-)
+from dtif.sim.early_exit import AutoExit, EarlyExit, exit_steps, exit_summary, parse_exit
+from dtif.sim.exit_calibration import calibrate_exit, choose_exit
 
 NEURONS: dict[str, NeuronParams] = {
     "IF": dtif.IF(),

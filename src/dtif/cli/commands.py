@@ -111,7 +111,8 @@ def _exit_policy(
 ) -> tuple[Any, dict[str, Any] | None]:
     """(the `--early-exit` policy or None, its calibration as a dict or None): `auto`
     calibrates on the calibration images, never on the test set."""
-    from dtif.sim.early_exit import AutoExit, calibrate_exit, parse_exit
+    from dtif.sim.early_exit import AutoExit, parse_exit
+    from dtif.sim.exit_calibration import calibrate_exit
 
     if args.early_exit is None:
         return None, None

@@ -28,8 +28,9 @@ from dtif.methods import METHODS, Method
 from dtif.metrics.energy import EnergyModel
 from dtif.report.plots import plot_results
 from dtif.sim import distributed as dist
-from dtif.sim.early_exit import AutoExit, EarlyExit, ExitSpec, calibrate_exit
+from dtif.sim.early_exit import AutoExit, EarlyExit, ExitSpec
 from dtif.sim.evaluate import Evaluation, evaluate
+from dtif.sim.exit_calibration import calibrate_exit
 from dtif.sim.network import SpikingNetwork
 
 REFERENCE = "if-max"

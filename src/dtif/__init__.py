@@ -16,11 +16,14 @@ from dtif.metrics import EnergyModel, latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
 from dtif.sim.allocator import keep_freed_memory
+from dtif.sim.early_exit import AutoExit, EarlyExit
+from dtif.sim.exit_calibration import calibrate_exit
 from dtif.train import to_qcfs
 from dtif.version import __version__
 
 __all__ = [
     "DTIF",
+    "AutoExit",
     "IF",
     "CalibrationError",
     "CheckpointError",
@@ -29,6 +32,7 @@ __all__ = [
     "DTIFParams",
     "DatasetError",
     "DtifError",
+    "EarlyExit",
     "EnergyModel",
     "Evaluation",
     "IFParams",
@@ -41,6 +45,7 @@ __all__ = [
     "UnsupportedOpsError",
     "__version__",
     "calibrate_dtif",
+    "calibrate_exit",
     "convert",
     "evaluate",
     "export_nir",

@@ -13,7 +13,8 @@ import pytest
 import dtif.cli.commands as cli
 import dtif.train as train_module
 import dtif.train.steps as train_steps
-from dtif.methods import DEFAULT_METHODS
+from dtif.cli.parser import DEMO_METHODS
+from dtif.report.table import EXIT_COLUMNS
 from dtif.train import TrainConfig
 from tests.helpers.cli import run_dtif
 
@@ -45,12 +46,14 @@ def record(monkeypatch: pytest.MonkeyPatch, shrink: bool) -> Recorded:
         )
         return real_train(tiny, out_dir, **kw)
 
-    def fake_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
+    def fake_compare(
+        args: argparse.Namespace, title: str = "", verdict_for: str | None = None
+    ) -> dict[str, Any]:
         seen.compares.append(argparse.Namespace(**vars(args)))
         if not shrink:
             return {}
         args.num_steps, args.test_limit, args.calib_size = 4, 20, 20
-        return real_compare(args, title)
+        return real_compare(args, title, verdict_for)
 
     monkeypatch.setattr(train_module, "train", fake_train)  # cmd_demo imports it when run
     monkeypatch.setattr(cli, "run_compare", fake_compare)
@@ -73,19 +76,33 @@ def test_demo_quick_trains_compares_then_reuses(
     (ns,) = seen.compares
     assert (ns.num_steps, ns.test_limit, ns.calib_size) == (16, 500, 1000)
     assert ns.checkpoint == run_dir / "checkpoint.pt" and ns.out == str(run_dir / "compare")
-    assert ns.methods == ",".join(DEFAULT_METHODS) and ns.data_dir == str(fashion_dir)
+    assert ns.methods == ",".join(DEMO_METHODS) and ns.data_dir == str(fashion_dir)
     assert ns.resume is False and ns.no_progress is True
+    assert (ns.early_exit, ns.early_exit_methods) == ("auto", "dtif-auto")
 
     assert "== 1/2 train (or reuse) the cnn" in res.out
     assert "== 2/2 convert and compare (500 test images, T_max=16)" in res.out
     assert "ANN accuracy" in res.out and "demo finished in" in res.out
     results = json.loads((run_dir / "compare" / "results.json").read_text())
-    assert list(results["methods"]) == list(DEFAULT_METHODS)
+    assert list(results["methods"]) == list(DEMO_METHODS)
+    # the table's columns, one early-exit line for dtif-auto alone, and the verdict
+    head = next(line for line in res.out.splitlines() if line.startswith("method "))
+    assert head.split()[-len(EXIT_COLUMNS) - 5 :] == [
+        "L_1", "L_0.1", "speedup", "E", "ratio", "SOP@L_1", "exit", "acc", "exit", "T",
+        "SOP@exit", "time/T",
+    ][-len(EXIT_COLUMNS) - 5 :]  # fmt: skip
+    exits = [name for name, m in results["methods"].items() if "early_exit" in m]
+    assert exits == ["dtif-auto"]
+    block = results["methods"]["dtif-auto"]["early_exit"]
+    keys = {"accuracy", "mean_step", "median_step", "p95_step", "synops", "energy_pj"}
+    assert keys | {"seconds", "seconds_fixed_T", "policy"} <= set(block)
+    assert res.out.count("early exit dtif-auto:") == 1
+    assert "verdict: dtif-auto" in res.out and "paper" in res.out
     assert (run_dir / "compare" / "accuracy_vs_steps.png").read_bytes()[:8] == PNG_MAGIC
 
     # A second run reuses the finished checkpoint instead of training again.
     monkeypatch.setattr(train_steps, "train_step", lambda *a: pytest.fail("trained again"))
-    monkeypatch.setattr(cli, "run_compare", lambda args, title="": {})
+    monkeypatch.setattr(cli, "run_compare", lambda args, title="", verdict_for=None: {})
     again = run_dtif(*args)
     assert again.code == 0, again.err
     assert "the run is finished (1/1 epochs)" in again.out
@@ -110,7 +127,8 @@ def test_demo_default_and_full_settings(
     assert config.train_limit is None and config.test_limit is None and config.data_dir is None
     assert seen.runs == [tmp_path / f"cnn-w0.5-e{epochs}"]
     (ns,) = seen.compares
-    assert (ns.num_steps, ns.test_limit) == (64, limit)
+    assert (ns.num_steps, ns.test_limit) == (128, limit)
+    assert ns.methods == "if-max,if-p99.9-v0.5,if-auto,dtif-auto"
     assert ("full test split" if limit is None else f"{limit} test images") in res.out
 
 
@@ -131,7 +149,7 @@ def test_demo_quick_on_real_fashion_mnist(tmp_path: Path) -> None:
     out = tmp_path / "cnn-quick" / "compare"
     results = json.loads((out / "results.json").read_text())
     assert results["num_steps"] == 16 and results["num_test"] == 500
-    assert list(results["methods"]) == list(DEFAULT_METHODS)
+    assert list(results["methods"]) == list(DEMO_METHODS)
     assert results["ann_accuracy"] > 0.7  # one epoch of a half-width cnn on 5,000 images
     for name in ("accuracy_vs_steps.png", "accuracy_vs_energy.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from dtif.cli.parser import DEMO_WIDTH, build_parser
+from dtif.cli.parser import DEMO_EXIT_METHOD, DEMO_WIDTH, build_parser
 from dtif.cli.workload import device, out_file, workload
 from dtif.errors import InputError
 from dtif.sim import distributed
@@ -81,12 +81,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     snn = method.build(ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8))
     many = distributed.world_size() > 1
     distributed.broadcast_snn(snn)
+    policy, calibration = _exit_policy(args, snn, calib)
     ev = evaluate(
         snn,
         loader,
         args.num_steps,
         progress=not args.no_progress and distributed.is_main(),
         reduce=distributed.all_reduce_totals if many else None,
+        exit=policy,
     )
     if not distributed.is_main():
         return 0
@@ -100,12 +102,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for delta in (1.0, 0.1):
         lat = ev.latency(delta)
         print(f"  L_{delta:g} = {lat if lat is not None else f'not reached by T={args.num_steps}'}")
+    if policy is not None:
+        st = ev.exit_stats()
+        print(
+            f"  early exit ({policy}): each image stops at its exit step, so accuracy at T "
+            f"counts it at min(T, exit); at exit {100 * st['accuracy']:.2f}%, mean exit step "
+            f"{st['mean_step']:.2f} (median {st['median_step']}, p95 {st['p95_step']})"
+        )
     if out is not None:
         from dtif.io import atomic_write_text
 
-        atomic_write_text(out, json.dumps({"method": method.to_dict(), **ev.to_dict()}, indent=1))
+        doc = {"method": method.to_dict(), **ev.to_dict()}
+        if calibration is not None:
+            doc["exit_calibration"] = calibration
+        atomic_write_text(out, json.dumps(doc, indent=1))
         print(f"wrote {args.out}")
     return 0
+
+
+def _exit_policy(
+    args: argparse.Namespace, snn: Any, calib: torch.Tensor
+) -> tuple[Any, dict[str, Any] | None]:
+    """(the `--early-exit` policy or None, its calibration as a dict or None): `auto`
+    calibrates on the calibration images, never on the test set."""
+    from dtif.sim.early_exit import AutoExit, parse_exit
+    from dtif.sim.exit_calibration import calibrate_exit
+
+    if args.early_exit is None:
+        return None, None
+    spec = parse_exit(args.early_exit)
+    if not isinstance(spec, AutoExit):
+        return spec, None
+    cal = calibrate_exit(snn, calib, args.num_steps, spec.target_loss)
+    return distributed.broadcast_object(cal.policy), cal.to_dict()
 
 
 def list_methods() -> str:
@@ -123,13 +152,25 @@ def list_methods() -> str:
     )
 
 
-def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
+def run_compare(
+    args: argparse.Namespace, title: str = "", verdict_for: str | None = None
+) -> dict[str, Any]:
     from dtif.methods import parse_methods
     from dtif.metrics.energy import EnergyModel
     from dtif.report.compare import compare_methods
-    from dtif.report.table import format_table
+    from dtif.report.table import format_table, verdict
+    from dtif.sim.early_exit import parse_exit
 
     methods = parse_methods(args.methods)
+    early_exit = None if args.early_exit is None else parse_exit(args.early_exit)
+    exit_methods = None
+    if args.early_exit_methods:
+        exit_methods = [m.strip() for m in args.early_exit_methods.split(",") if m.strip()]
+        unknown = sorted(set(exit_methods) - {m.name for m in methods} - {"if-max"})
+        if unknown:
+            raise InputError(
+                f"--early-exit-methods names {', '.join(unknown)}, which --methods does not run"
+            )
     ckpt, calib, loader, n = workload(args)
     out = Path(args.out)
     meta = {
@@ -146,6 +187,8 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
         "device": str(device(args.device)),
         "torch": torch.__version__,
     }
+    if early_exit is not None:  # a run with another policy is not resumed from this one
+        meta["run"]["early_exit"] = [args.early_exit, exit_methods]
     try:
         results = compare_methods(
             ckpt.model,
@@ -161,6 +204,8 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
             progress=not args.no_progress,
             meta=meta,
             distributed=distributed.world_size() > 1,
+            early_exit=early_exit,
+            exit_methods=exit_methods,
         )
     except KeyboardInterrupt:
         print(
@@ -175,6 +220,8 @@ def run_compare(args: argparse.Namespace, title: str = "") -> dict[str, Any]:
     if title:
         print(title)
     print(format_table(results))
+    if verdict_for:
+        print(verdict(results, verdict_for))
     print(
         f"\nresults: {out / 'results.json'}, {out / 'results.csv'}; plots: {out / 'accuracy_vs_steps.png'}, {out / 'accuracy_vs_energy.png'}"
     )
@@ -213,7 +260,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             device=str(device(args.device)),
         )
-        steps, limit = 64, (None if args.full else 2000)
+        steps, limit = args.num_steps, (None if args.full else 2000)
     out = Path(args.out)
     run_dir = out / ("cnn-quick" if args.quick else f"cnn-w{cfg.width:g}-e{cfg.epochs}")
     print(f"== 1/2 train (or reuse) the cnn on Fashion-MNIST -> {run_dir}")
@@ -225,9 +272,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     argv += ["--test-limit", "all" if limit is None else str(limit), "--methods", args.methods]
     argv += ["--out", str(run_dir / "compare"), "--device", args.device]
     argv += ["--data-dir", args.data_dir] if args.data_dir is not None else []
+    if args.early_exit != "none" and DEMO_EXIT_METHOD in args.methods.split(","):
+        argv += ["--early-exit", args.early_exit, "--early-exit-methods", DEMO_EXIT_METHOD]
     ns = build_parser().parse_args(argv)
     ns.no_progress = args.no_progress
-    run_compare(ns)
+    run_compare(ns, verdict_for=DEMO_EXIT_METHOD)
     print(f"\ndemo finished in {time.monotonic() - start:.0f} s")
     return 0
 

@@ -63,6 +63,10 @@ class LayerRun:
         self.theta: torch.Tensor | None = None
         self.current_theta: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def forget_batch(self) -> None:
+        """Drop what depends on the batch (buffers and cached currents); keep the fan-out."""
+        self.spikes = self.current = self.current_theta = self.theta = None
+
     def spike_buffer(self, xt: torch.Tensor, static_steps: int) -> torch.Tensor:
         """[steps, B, ...] laid out like `xt` (static_steps > 0: xt is [B, ...])."""
         spikes = self.spikes

@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ from dtif.methods import METHODS, Method
 from dtif.metrics.energy import EnergyModel
 from dtif.report.plots import plot_results
 from dtif.sim import distributed as dist
+from dtif.sim.early_exit import AutoExit, EarlyExit, ExitSpec
 from dtif.sim.evaluate import Evaluation, evaluate
+from dtif.sim.exit_calibration import calibrate_exit
+from dtif.sim.network import SpikingNetwork
 
 REFERENCE = "if-max"
 RESULTS = "results.json"
@@ -41,6 +45,53 @@ def _entry(method: Method, ev: Evaluation) -> dict[str, Any]:
     d = ev.to_dict()
     d["method"] = method.to_dict()
     return d
+
+
+def _early_exit(
+    snn: SpikingNetwork,
+    calib: torch.Tensor,
+    test_loader: Iterable[Any],
+    num_steps: int,
+    spec: ExitSpec,
+    energy: EnergyModel,
+    progress: bool,
+    reduce: Any,
+    seconds_fixed: float,
+) -> dict[str, Any]:
+    """The `early_exit` block of one method: calibrate the policy (on `calib` only, when
+    `spec` is `AutoExit`), evaluate with it, and time it against the fixed-T run."""
+    calibration: dict[str, Any] | None = None
+    if isinstance(spec, AutoExit):
+        cal = calibrate_exit(snn, calib, num_steps, spec.target_loss)
+        policy: EarlyExit = dist.broadcast_object(cal.policy)  # rank 0's, on every rank
+        calibration = cal.to_dict()
+    else:
+        policy = spec
+    start = time.perf_counter()
+    ev = evaluate(
+        snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce, exit=policy
+    )
+    seconds = time.perf_counter() - start
+    return {
+        **ev.exit_stats(),
+        "seconds": seconds,
+        "seconds_fixed_T": seconds_fixed,
+        "policy": policy.to_dict(),
+        "calibration": calibration,
+        "exit_steps": ev.exit_steps,
+    }
+
+
+def exit_line(name: str, block: dict[str, Any], num_steps: int) -> str:
+    """One line on a method's early exit."""
+    p = block["policy"]
+    return (
+        f"early exit {name}: {100 * block['accuracy']:.2f}% at a mean of "
+        f"{block['mean_step']:.1f} steps (median {block['median_step']}, p95 "
+        f"{block['p95_step']}), {block['synops']:.3g} SOPs and {block['energy_pj'] / 1e6:.3g} uJ "
+        f"per image; {block['seconds']:.1f} s against {block['seconds_fixed_T']:.1f} s at "
+        f"T={num_steps} ({p['rule']} >= {p['threshold']:.3g} for {p['k']} steps)"
+    )
 
 
 def summarize(
@@ -122,6 +173,8 @@ def compare_methods(
     log: Callable[[str], None] = print,
     meta: dict[str, Any] | None = None,
     distributed: bool = False,
+    early_exit: ExitSpec | None = None,
+    exit_methods: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Convert `model` with each method, evaluate on `test_loader`, and write the results.
 
@@ -142,6 +195,11 @@ def compare_methods(
         distributed: every rank of a torch.distributed group calls this with its
             `dtif.distributed.shard` of the test set (and the same other arguments); the
             ranks agree on each network, sum their totals, and only rank 0 logs and writes.
+        early_exit: also evaluate with early exit: a policy (`EarlyExit`), or `AutoExit` to
+            calibrate one per method on `calib` (never on the test set). Each method's entry
+            then has an `early_exit` block (accuracy, mean/median/p95 exit step, SOPs and
+            energy per image at exit, its wall time and the fixed-T run's, the policy).
+        exit_methods: the methods early exit applies to (default: all).
 
     Returns:
         The results dict (the shape of results.json), on every rank.
@@ -176,7 +234,9 @@ def compare_methods(
         )
         if distributed:
             dist.broadcast_snn(snn)
+        start = time.perf_counter()
         ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
+        seconds_fixed = time.perf_counter() - start
         entries[method.name] = _entry(method, ev)
         entries[method.name]["neuron_used"] = to_dict(snn.meta["neuron"])  # per-layer values
         l1 = ev.latency(1.0)
@@ -184,6 +244,13 @@ def compare_methods(
             f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "
             f"(ANN {100 * ev.ann_accuracy:.2f}%), L_1 = {l1 if l1 is not None else 'not reached'}"
         )
+        if early_exit is not None and (exit_methods is None or method.name in exit_methods):
+            block = _early_exit(
+                snn, calib, test_loader, num_steps, early_exit, energy, progress, reduce,
+                seconds_fixed,
+            )  # fmt: skip
+            entries[method.name]["early_exit"] = block
+            log(f"    {exit_line(method.name, block, num_steps)}")
         if out_dir is not None:
             partial = summarize(entries, num_steps, num_test, {**meta, "complete": False})
             atomic_write_text(out_dir / RESULTS, json.dumps(partial, indent=1))

@@ -25,6 +25,15 @@ def _finish(fig: Figure, ax: Axes, ann: float, title: str, path: Path) -> Path:
     return path
 
 
+def _exit_marker(ax: Axes, method: dict[str, Any], color: str, x_key: str) -> None:
+    """A star at a method's early-exit accuracy: at its mean exit step, or its energy (uJ)."""
+    block = method.get("early_exit")
+    if block is None:
+        return
+    x = block[x_key] / 1e6 if x_key == "energy_pj" else block[x_key]
+    ax.plot([x], [100 * block["accuracy"]], marker="*", ms=12, color=color, ls="none")
+
+
 def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write accuracy_vs_steps.png and accuracy_vs_energy.png into `out_dir`.
 
@@ -36,7 +45,8 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     ax = fig.add_subplot()
     for name, m in results["methods"].items():
         steps = range(1, len(m["accuracy"]) + 1)
-        ax.plot(steps, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        (line,) = ax.plot(steps, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        _exit_marker(ax, m, line.get_color(), "mean_step")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")
     title = f"SNN accuracy against time steps ({results['num_test']} test images)"
@@ -46,7 +56,8 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     ax = fig.add_subplot()
     for name, m in results["methods"].items():
         energy_uj = [e / 1e6 for e in m["energy_pj"]]
-        ax.plot(energy_uj, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        (line,) = ax.plot(energy_uj, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        _exit_marker(ax, m, line.get_color(), "energy_pj")
     ax.axvline(results["ann_energy_pj"] / 1e6, color="gray", ls=":", lw=1, label="ANN energy")
     ax.set_xscale("log")
     ax.set_xlabel("energy per image (uJ)")

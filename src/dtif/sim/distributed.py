@@ -162,15 +162,15 @@ def shard(
     return Subset(dataset, range(first * batch_size, min(last * batch_size, n)))
 
 
-def _layout(totals: Totals) -> tuple[int, list[str]]:
-    return int(totals.correct.shape[0]), list(totals.spikes)
+def _layout(totals: Totals) -> tuple[int, list[str], bool]:
+    return int(totals.correct.shape[0]), list(totals.spikes), totals.exits is not None
 
 
 def all_reduce_totals(totals: Totals | None) -> Totals:
     """Sum `Totals` over all ranks; every rank gets the sum.
 
     The tensors are packed into one float64 vector of (3 + layers) * T + 2 numbers (spikes in
-    one agreed key order) and added with one `all_reduce(SUM)`. The counts are integers, so
+    one agreed key order; T more for the early-exit histogram) and added with one `all_reduce(SUM)`. The counts are integers, so
     the sum is exact in any order (below 2**53). A rank with an empty shard passes None; it
     learns T and the layer names from the others. Without a group, `totals` is returned.
 
@@ -187,14 +187,14 @@ def all_reduce_totals(totals: Totals | None) -> Totals:
         if totals is None:
             raise DtifError("no test batch to evaluate")
         return totals
-    layouts: list[tuple[int, list[str]] | None] = [None] * dist.get_world_size()
+    layouts: list[tuple[int, list[str], bool] | None] = [None] * dist.get_world_size()
     dist.all_gather_object(layouts, None if totals is None else _layout(totals))
     known = [x for x in layouts if x is not None]
     if not known:
         raise DtifError("no rank had a test batch to evaluate")
     if any(x != known[0] for x in known):
         raise DtifError(f"ranks disagree on (num_steps, spiking layers): {known}")
-    steps, names = known[0]
+    steps, names, exits = known[0]
     device = totals.count.device if totals is not None else _collective_device()
     if totals is None:
         zeros = torch.zeros(steps, dtype=torch.float64, device=device)
@@ -206,25 +206,28 @@ def all_reduce_totals(totals: Totals | None) -> Totals:
             synops_graded=zeros,
             spikes={k: zeros for k in names},
             count=one,
+            exits=zeros if exits else None,
         )
     parts = [
         totals.correct,
         totals.synops,
         totals.synops_graded,
         *(totals.spikes[k] for k in names),
+        *([totals.exits] if totals.exits is not None else []),
         totals.ann_correct.reshape(1),
         totals.count.reshape(1),
     ]
     flat = torch.cat([p.to(device=device, dtype=torch.float64) for p in parts])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    chunks = list(flat[: (3 + len(names)) * steps].split(steps))
+    chunks = list(flat[: (3 + len(names) + exits) * steps].split(steps))
     return Totals(
         correct=chunks[0],
         synops=chunks[1],
         synops_graded=chunks[2],
-        spikes=dict(zip(names, chunks[3:])),
+        spikes=dict(zip(names, chunks[3 : 3 + len(names)])),
         ann_correct=flat[-2],
         count=flat[-1],
+        exits=chunks[-1] if exits else None,
     )
 
 

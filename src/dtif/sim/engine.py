@@ -24,6 +24,7 @@ from dtif.errors import InputError
 from dtif.metrics.energy import EnergyModel
 from dtif.nn.context import LayerRecord, RunContext, TimeAware, bind, is_channels_last
 from dtif.sim.chunks import budget_bytes, choose_chunks, cpu_time_chunk
+from dtif.sim.early_exit import EarlyExit, compact_states
 from dtif.sim.profile import Profile
 from dtif.sim.result import SimulationResult, assemble
 from dtif.sim.rewrite import event_driven, overwritable_inputs
@@ -104,6 +105,7 @@ def simulate(
     batch_chunk: int | None = None,
     energy: EnergyModel | None = None,
     record: bool = True,
+    exit: EarlyExit | None = None,
 ) -> SimulationResult:
     """Simulate `snn` for `num_steps` steps on the analog input `x` (direct coding).
 
@@ -115,6 +117,11 @@ def simulate(
         batch_chunk: samples simulated together (default: as many as the budget allows).
         energy: the energy model (default `EnergyModel()`).
         record: record spikes, SOPs and energy (costs a little time).
+        exit: an early-exit policy. Each image then stops at its exit step
+            (`SimulationResult.exit_steps`) and leaves the batch: the state of every layer
+            is compacted to the images still running, one step at a time. Its outputs stay
+            at their exit values after it, and its SOPs and energy stop growing, so the
+            last step holds every image's answer and cost at exit.
 
     Returns:
         The outputs at every T <= num_steps, with spike, SOP and energy counts.
@@ -134,12 +141,15 @@ def simulate(
     if x.dim() == 4 and _channels_last(snn):
         x = x.contiguous(memory_format=torch.channels_last)
     tc, bc = _chunk_sizes(snn, x, num_steps, time_chunk, batch_chunk)
+    if exit is not None:
+        tc = 1  # an exit is decided after every step
     profile = snn.profile(tuple(x.shape[1:]))
     layers = snn.layers()
     dynamic = event_driven(snn.dynamic) if device.type == "cpu" else snn.dynamic
     overwritable = overwritable_inputs(dynamic)
     batch = x.shape[0]
     outputs: torch.Tensor | None = None
+    steps = None if exit is None else torch.full((batch,), num_steps, device=device)
     per_chunk: list[dict[str, LayerRecord]] = []
     with torch.inference_mode():
         for b0 in range(0, batch, bc):
@@ -150,14 +160,32 @@ def simulate(
                 overwritable=overwritable,
             )
             with bind(layers, ctx):
-                for t0, cum, dt in _run_batch(snn.static, dynamic, ctx, xb, num_steps, tc):
+                if exit is None:
+                    run = _run_batch(snn.static, dynamic, ctx, xb, num_steps, tc)
+                else:
+                    run = _run_exiting(snn.static, dynamic, ctx, xb, num_steps, exit)
+                for t0, cum, dt, rows, done in run:
                     if outputs is None:
                         shape = (num_steps, batch, *cum.shape[2:])
                         outputs = torch.empty(shape, dtype=dt, device=device)
-                    outputs[t0 : t0 + cum.shape[0], b0 : b0 + xb.shape[0]] = cum
+                    if rows is None:
+                        outputs[t0 : t0 + cum.shape[0], b0 : b0 + xb.shape[0]] = cum
+                    else:
+                        outputs[t0, b0 + rows] = cum[0].to(dt)
+                    if steps is not None and rows is not None and done is not None:
+                        steps[b0 + rows[done]] = t0 + 1
             per_chunk.append(ctx.records)
     assert outputs is not None  # noqa: S101 - batch >= 1 and num_steps >= 1
-    return assemble(outputs, per_chunk, profile.static_macs, profile.layer_sizes, energy)
+    if steps is not None:
+        outputs = _hold_after_exit(outputs, steps)
+    result = assemble(outputs, per_chunk, profile.static_macs, profile.layer_sizes, energy)
+    result.exit_steps = steps
+    return result
+
+
+# (first step, accumulated outputs [steps, b, ...] in float64, the output's dtype, the rows of
+# the batch they belong to and which of them exit there: None, None for every row, no exit)
+Chunk = tuple[int, torch.Tensor, torch.dtype, "torch.Tensor | None", "torch.Tensor | None"]
 
 
 def _run_batch(
@@ -167,9 +195,8 @@ def _run_batch(
     xb: torch.Tensor,
     num_steps: int,
     tc: int,
-) -> Iterator[tuple[int, torch.Tensor, torch.dtype]]:
-    """Yield (first step, accumulated outputs [steps, B, ...] in float64, the output's dtype)
-    for each time chunk of a batch."""
+) -> Iterator[Chunk]:
+    """Yield a `Chunk` for each time chunk of a batch (every row, no exit)."""
     nb = xb.shape[0]
     boundary = static(xb)
     acc: torch.Tensor | None = None
@@ -187,4 +214,52 @@ def _run_batch(
             acc = torch.zeros_like(y[0], dtype=torch.float64)
         cum = torch.cumsum(torch.cat([acc[None], y.double()]), dim=0)[1:]
         acc = cum[-1]
-        yield t0, cum, y.dtype
+        yield t0, cum, y.dtype, None, None
+
+
+def _run_exiting(
+    static: fx.GraphModule,
+    dynamic: fx.GraphModule,
+    ctx: RunContext,
+    xb: torch.Tensor,
+    num_steps: int,
+    policy: EarlyExit,
+) -> Iterator[Chunk]:
+    """One step at a time with early exit: yield a `Chunk` per step for the b images still
+    running (their rows in the batch, and a [b] mask of those that exit at this step).
+
+    After each step the images whose policy is met leave: the static boundary, the carried
+    state of every layer and the accumulated outputs keep only the other rows, so the next
+    step computes on fewer images.
+    """
+    boundary = static(xb)
+    rows = torch.arange(xb.shape[0], device=xb.device)
+    acc: torch.Tensor | None = None
+    streak = torch.zeros(xb.shape[0], dtype=torch.long, device=xb.device)
+    ctx.num_steps = 1
+    for t in range(num_steps):
+        y = dynamic(*boundary)
+        y = y.reshape(1, rows.shape[0], *y.shape[1:])
+        acc = y[0].double() if acc is None else acc + y[0].double()
+        # decided on the output as a fixed-T run stores it, so that `exit_steps` on a
+        # fixed-T run's outputs (as calibration uses it) gives the same steps
+        streak = policy.update(streak, acc.to(y.dtype), t + 1)
+        done = streak >= policy.k
+        yield t, acc[None], y.dtype, rows, done
+        if t + 1 == num_steps or not bool(done.any()):
+            continue
+        keep = (~done).nonzero().squeeze(1)
+        if keep.numel() == 0:
+            return
+        boundary = tuple(b[keep] if b.shape[0] == rows.shape[0] else b for b in boundary)
+        compact_states(ctx, keep, rows.shape[0])
+        rows, acc, streak = rows[keep], acc[keep], streak[keep]
+        ctx.batch_size = rows.shape[0]
+
+
+def _hold_after_exit(outputs: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Outputs [T, B, ...] where each image keeps its exit-step value at every later step."""
+    t = torch.arange(outputs.shape[0], device=outputs.device)[:, None]
+    idx = torch.minimum(t, (steps - 1)[None])  # [T, B]
+    idx = idx.view(*idx.shape, *([1] * (outputs.dim() - 2))).expand(outputs.shape)
+    return outputs.gather(0, idx)

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from dtif.errors import InputError
 from dtif.metrics.energy import EnergyModel
 from dtif.metrics.latency import latency
+from dtif.sim.early_exit import EarlyExit, exit_summary
 from dtif.sim.engine import simulate
 from dtif.sim.network import SpikingNetwork
 
@@ -32,6 +33,10 @@ class Evaluation:
         firing_rates: spikes per neuron per step, averaged over samples and steps, by layer.
         spikes: total spikes per step, summed over samples, by layer.
         num_samples: the number of test images.
+        exit_steps: with early exit, how many images exited at each step (index t-1 holds
+            step t); `accuracy`, `synops` and `energy_pj` then count each image at
+            min(T, its exit step), so their last values are those at exit. None without.
+        exit_policy: the early-exit policy, as a dict, or None.
     """
 
     accuracy: list[float]
@@ -45,6 +50,8 @@ class Evaluation:
     firing_rates: dict[str, float]
     spikes: dict[str, list[float]] = field(default_factory=dict)
     num_samples: int = 0
+    exit_steps: list[float] | None = None
+    exit_policy: dict[str, Any] | None = None
 
     @property
     def num_steps(self) -> int:
@@ -54,9 +61,31 @@ class Evaluation:
         """L_delta in steps (delta in percentage points), or None when not reached."""
         return latency(self.accuracy, self.ann_accuracy, delta)
 
+    def exit_stats(self) -> dict[str, Any]:
+        """With early exit: accuracy, mean/median/p95 exit step, SOPs and energy per image at
+        exit (see `dtif.sim.early_exit.exit_summary`); {} without."""
+        if self.exit_steps is None:
+            return {}
+        return {
+            "accuracy": self.accuracy[-1],
+            **exit_summary(self.exit_steps),
+            "synops": self.synops[-1],
+            "energy_pj": self.energy_pj[-1],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
+        extra = (
+            {}
+            if self.exit_steps is None
+            else {
+                "exit_steps": self.exit_steps,
+                "exit_policy": self.exit_policy,
+                **{f"exit_{k}": v for k, v in self.exit_stats().items()},
+            }
+        )
         return {
+            **extra,
             "accuracy": self.accuracy,
             "ann_accuracy": self.ann_accuracy,
             "latency": {"1.0": self.latency(1.0), "0.1": self.latency(0.1)},
@@ -87,6 +116,7 @@ class Totals:
         synops_graded: [T] the part of `synops` whose events cost a multiply.
         spikes: [T] spikes per step by layer name, summed over samples.
         count: [] the number of samples.
+        exits: [T] images that exited at each step (early exit), or None.
     """
 
     correct: torch.Tensor
@@ -95,6 +125,7 @@ class Totals:
     synops_graded: torch.Tensor
     spikes: dict[str, torch.Tensor]
     count: torch.Tensor
+    exits: torch.Tensor | None = None
 
 
 def _batches(loader: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -113,6 +144,7 @@ def accumulate(
     num_steps: int,
     energy: EnergyModel,
     progress: bool = True,
+    exit: EarlyExit | None = None,
     **sim_kw: Any,
 ) -> Totals:
     """Sum correct counts per T, SOPs and spikes over the loader's batches.
@@ -120,7 +152,7 @@ def accumulate(
     Raises:
         InputError: the loader is empty.
     """
-    totals = _accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+    totals = _accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw)
     if totals is None:
         raise InputError("the test loader is empty")
     return totals
@@ -132,13 +164,14 @@ def _accumulate(
     num_steps: int,
     energy: EnergyModel,
     progress: bool = True,
+    exit: EarlyExit | None = None,
     **sim_kw: Any,
 ) -> Totals | None:
     totals: Totals | None = None
     bar = tqdm(desc="simulate", unit="img", disable=not progress, leave=False)
     device = snn.device
     for x, y in _batches(loader):
-        res = simulate(snn, x, num_steps, energy=energy, **sim_kw)
+        res = simulate(snn, x, num_steps, energy=energy, exit=exit, **sim_kw)
         y = y.to(device)
         with torch.inference_mode():
             ann_pred = snn.ann(x.to(device)).flatten(1).argmax(dim=1)
@@ -152,6 +185,9 @@ def _accumulate(
             synops_graded=torch.round(res.synops_graded * n),
             spikes={k: v.double() for k, v in res.spikes.items()},
             count=torch.tensor(float(n), dtype=torch.float64, device=device),
+            exits=None
+            if res.exit_steps is None
+            else torch.bincount(res.exit_steps - 1, minlength=num_steps).double(),
         )
         totals = part if totals is None else _merge(totals, part)
         bar.update(n)
@@ -169,6 +205,7 @@ def _merge(a: Totals, b: Totals) -> Totals:
         synops_graded=a.synops_graded + b.synops_graded,
         spikes={k: a.spikes[k] + b.spikes[k] for k in a.spikes},
         count=a.count + b.count,
+        exits=None if a.exits is None or b.exits is None else a.exits + b.exits,
     )
 
 
@@ -197,6 +234,7 @@ def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluati
         firing_rates=rates,
         spikes={k: v.tolist() for k, v in totals.spikes.items()},
         num_samples=int(n),
+        exit_steps=None if totals.exits is None else totals.exits.tolist(),
     )
 
 
@@ -208,6 +246,7 @@ def evaluate(
     energy: EnergyModel | None = None,
     progress: bool = True,
     reduce: Callable[[Totals | None], Totals] | None = None,
+    exit: EarlyExit | None = None,
     **sim_kw: Any,
 ) -> Evaluation:
     """Evaluate `snn` on every (input, label) batch of `loader`, for every T <= num_steps.
@@ -221,6 +260,10 @@ def evaluate(
         reduce: combines this process's totals (None when `loader` is empty) with those of
             the other processes, e.g. `dtif.distributed.all_reduce_totals` when each rank
             evaluates its `dtif.distributed.shard` of the test set.
+        exit: an early-exit policy (`dtif.EarlyExit`): each image stops at its exit step;
+            the accuracy, SOPs and energy at T count it at min(T, its exit step), and
+            `Evaluation.exit_steps` holds the histogram of exit steps. Calibrate one on
+            calibration images with `dtif.calibrate_exit`.
         sim_kw: passed to `simulate` (time_chunk, batch_chunk).
 
     Returns:
@@ -231,7 +274,9 @@ def evaluate(
     """
     energy = energy or EnergyModel()
     if reduce is None:
-        totals = accumulate(snn, loader, num_steps, energy, progress, **sim_kw)
+        totals = accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw)
     else:
-        totals = reduce(_accumulate(snn, loader, num_steps, energy, progress, **sim_kw))
-    return finish(snn, totals, energy)
+        totals = reduce(_accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw))
+    ev = finish(snn, totals, energy)
+    ev.exit_policy = None if exit is None else exit.to_dict()
+    return ev

@@ -10,6 +10,7 @@ from torch import fx, nn
 from dtif.metrics.energy import EnergyModel
 from dtif.nn.context import TimeAware
 from dtif.nn.neuron import SpikingNeuron
+from dtif.sim.early_exit import EarlyExit
 from dtif.sim.engine import simulate
 from dtif.sim.profile import Profile, measure_profile
 from dtif.sim.result import SimulationResult
@@ -83,6 +84,7 @@ class SpikingNetwork(nn.Module):
         batch_chunk: int | None = None,
         energy: EnergyModel | None = None,
         record: bool = True,
+        exit: EarlyExit | None = None,
     ) -> SimulationResult:
         """Simulate for `num_steps` steps with direct (constant-current) input coding.
 
@@ -96,6 +98,7 @@ class SpikingNetwork(nn.Module):
             batch_chunk=batch_chunk,
             energy=energy,
             record=record,
+            exit=exit,
         )
 
     def forward(self, x: torch.Tensor, num_steps: int = 32) -> torch.Tensor:

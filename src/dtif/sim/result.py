@@ -22,6 +22,8 @@ class SimulationResult:
         energy_pj: [T] cumulative energy per sample, in pJ.
         static_macs: MACs per sample of the analog first part, done once.
         layer_sizes: neurons per sample by layer name.
+        exit_steps: [B] each image's exit step, with an early-exit policy (else None); its
+            outputs, SOPs and energy then stay at their exit values after it.
     """
 
     outputs: torch.Tensor
@@ -31,6 +33,7 @@ class SimulationResult:
     energy_pj: torch.Tensor
     static_macs: int
     layer_sizes: dict[str, int] = field(default_factory=dict)
+    exit_steps: torch.Tensor | None = None
 
     @property
     def num_steps(self) -> int:
@@ -45,9 +48,13 @@ class SimulationResult:
         return (self.predictions() == labels.to(self.outputs.device)[None]).sum(dim=1)
 
 
-def _stack(chunks: list[list[torch.Tensor]]) -> torch.Tensor:
-    """Batch chunks of time chunks -> [T], summed over batch chunks."""
-    return torch.stack([torch.cat(c) for c in chunks]).sum(dim=0)
+def _stack(chunks: list[list[torch.Tensor]], num_steps: int) -> torch.Tensor:
+    """Batch chunks of time chunks -> [T], summed over batch chunks. A batch chunk whose
+    images all exited early has no records after that: zeros."""
+    rows = [torch.cat(c) for c in chunks]
+    return torch.stack([torch.nn.functional.pad(r, (0, num_steps - r.shape[0])) for r in rows]).sum(
+        dim=0
+    )
 
 
 def assemble(
@@ -65,8 +72,8 @@ def assemble(
     names = list(per_chunk[0]) if per_chunk else []
     for name in names:
         recs = [chunk[name] for chunk in per_chunk]
-        spikes[name] = _stack([r.spikes for r in recs]).double()
-        sops = _stack([r.synops for r in recs]).double()
+        spikes[name] = _stack([r.spikes for r in recs], num_steps).double()
+        sops = _stack([r.synops for r in recs], num_steps).double()
         if recs[0].graded:
             graded += sops
         else:

@@ -86,9 +86,10 @@ def model_source(args: argparse.Namespace) -> Source:
         raise InputError("give --checkpoint or --model-file (with --weights), not both")
     if args.model_file is None:
         if args.checkpoint is None:
+            listing = " (or --list-methods)" if args.command == "compare" else ""
             raise InputError(
-                f"dtif {args.command} needs --checkpoint, or --model-file PATH.py:FACTORY with "
-                "--weights and --dataset"
+                f"dtif {args.command} needs --checkpoint{listing}, or --model-file "
+                "PATH.py:FACTORY with --weights and --dataset"
             )
         for flag in ("model_kwargs", "weights"):
             if getattr(args, flag) is not None:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from dtif.checkpoint import load_snn
+from dtif.errors import CheckpointError
 from tests.helpers.cli import assert_clean_error, run_dtif
 from tests.helpers.user_data import (
     class_images,
@@ -203,14 +205,33 @@ def test_weights_with_pickled_objects_are_refused(
     assert_clean_error(res, "evaluate", "refused")
 
 
-def test_convert_refuses_a_model_file_with_the_reason(
+def test_convert_saves_a_model_file_network_that_loads_only_when_named_again(
     user_files: dict[str, Path], tmp_path: Path
 ) -> None:
+    out = tmp_path / "snn.pt"
     res = run_dtif(
-        "convert", *_model_args(user_files), "--dataset", "npz", "--data-dir",
-        user_files["npz"], "--out", tmp_path / "snn.pt", *TINY,
+        "convert", *_model_args(user_files, "dp_weights", "make_net"),
+        "--model-kwargs", '{"two_heads": true}', "--output", "0", "--dataset", "npz",
+        "--data-dir", user_files["npz"], "--method", "if-max", "--out", out, *TINY,
     )  # fmt: skip
-    assert_clean_error(res, "convert", "never run code")
+    assert res.code == 0, res.err
+    # the file records the model file's path and kwargs, never its code: loading it runs the
+    # file only when the caller names it again
+    with pytest.raises(CheckpointError, match="pass it again"):
+        load_snn(out)
+    target = f"{user_files['model']}:make_net"
+    snn = load_snn(out, model_file=target)
+    assert snn.meta["model"] == {
+        "model_file": target, "model_kwargs": {"two_heads": True}, "output": 0
+    }  # fmt: skip
+    x = torch.rand(4, 1, 12, 12)
+    again = load_snn(out, model_file=target)
+    assert torch.equal(snn.simulate(x, 8).outputs, again.simulate(x, 8).outputs)
+    res = run_dtif("export", "--snn", out, "--out", tmp_path / "snn.nir")
+    assert_clean_error(res, "export", "--model-file")
+    pytest.importorskip("nir")
+    res = run_dtif("export", "--snn", out, "--model-file", target, "--out", tmp_path / "snn.nir")
+    assert_clean_error(res, "export", "no concatenation node")  # the model has a torch.cat
 
 
 def _folder_case(root: Path, case: str) -> Path:

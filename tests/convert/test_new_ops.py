@@ -331,3 +331,10 @@ def test_cat_with_a_negative_dim_that_is_the_batch_is_refused() -> None:
     model = Refused(lambda x: torch.cat([x, x], -4))
     with pytest.raises(dtif.UnsupportedOpsError, match="batch dimension"):
         dtif.convert(model.eval(), torch.randn(4, 2, 5, 5))
+
+
+def test_clipped_relu_with_burst_is_refused() -> None:
+    model = ActNet(nn.ReLU6()).eval()
+    with pytest.raises(dtif.ConversionError, match="burst=1"):
+        dtif.convert(model, _images(8), neuron=dtif.IF(burst=2))
+    dtif.convert(ActNet(nn.ReLU()).eval(), _images(8), neuron=dtif.IF(burst=2))  # no cap: fine

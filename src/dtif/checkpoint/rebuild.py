@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dtif.checkpoint.files import MAX_LISTED, field, load_weights, read_spec, read_state_dict
+from dtif.checkpoint.user_model import UserModel
 from dtif.convert.options import MAXPOOL_POLICIES, from_dict
 from dtif.convert.pipeline import build_snn, prepare_ann
 from dtif.convert.replace_relu import relu_sites
@@ -50,14 +51,40 @@ def _options(data: object, kind: str, file: Path) -> Any:
         raise CheckpointError(f"{err}. {SNN_FIX}") from None
 
 
-def rebuild_snn(payload: Mapping[str, Any], file: Path) -> SpikingNetwork:
+def _user_model(data: Mapping[str, Any], file: Path, model_file: str | None) -> Any:
+    """The ANN of a network converted from a --model-file model: runs the file, if allowed."""
+    recorded = UserModel.from_dict(dict(data))
+    if model_file is None:
+        raise CheckpointError(
+            f"{file} was converted from your own model {recorded.target}; rebuilding it runs "
+            "that file, which an SNN file never does on its own. If you trust it, pass it again: "
+            f"--model-file {recorded.target} (load_snn(path, model_file=...))."
+        )
+    try:
+        return recorded.build(model_file)
+    except DtifError as err:
+        raise CheckpointError(
+            f"{file}: cannot rebuild the model from {model_file}: {err}"
+        ) from None
+
+
+def rebuild_snn(
+    payload: Mapping[str, Any], file: Path, model_file: str | None = None
+) -> SpikingNetwork:
     """The network that an SNN payload describes, with its state loaded strictly.
+
+    Args:
+        payload: the file's contents.
+        file: the file, for messages.
+        model_file: for a network converted from a --model-file model: "PATH.py:FACTORY",
+            which is run to rebuild it. Without it such a file is refused.
 
     Raises:
         CheckpointError: a field is missing or invalid, or the state does not match the
-            architecture the recipe rebuilds.
+            architecture the recipe rebuilds; a --model-file network without `model_file`.
     """
-    spec = read_spec(payload, file, SNN_FIX)
+    data = field(payload, "model", (dict,), file)
+    spec = None if "model_file" in data else read_spec(payload, file, SNN_FIX)
     state = read_state_dict(payload, file)
     neuron = _options(payload.get("neuron"), "neuron", file)
     norm_data = payload.get("norm")
@@ -68,9 +95,14 @@ def rebuild_snn(payload: Mapping[str, Any], file: Path) -> SpikingNetwork:
     shape = field(payload, "input_shape", (list, tuple), file)
     method = field(payload, "method", (str,), file)
 
-    what = f"model {spec.name!r} (width {spec.width}) converted with maxpool={policy!r}"
+    if spec is None:
+        what = f"model {data['model_file']} converted with maxpool={policy!r}"
+        model = _user_model(data, file, model_file)
+    else:
+        what = f"model {spec.name!r} (width {spec.width}) converted with maxpool={policy!r}"
+        model = spec.build().eval()
     try:
-        ann = prepare_ann(spec.build().eval(), policy)
+        ann = prepare_ann(model, policy)
     except DtifError as err:
         raise CheckpointError(f"{file}: cannot rebuild {what}: {err}. {SNN_FIX}") from None
     keys = [f"dynamic.{site.target}.scale" for site in relu_sites(ann)]
@@ -82,7 +114,7 @@ def rebuild_snn(payload: Mapping[str, Any], file: Path) -> SpikingNetwork:
         )
     extra = payload.get("meta")
     meta = dict(extra) if isinstance(extra, dict) else {}
-    meta.update({"method": method, "norm": norm, "model": spec.to_dict()})
+    meta.update({"method": method, "norm": norm, "model": dict(data)})
     try:
         snn = build_snn(
             ann, tuple(int(s) for s in shape), neuron, [state[k] for k in keys], policy, meta

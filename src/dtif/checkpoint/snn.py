@@ -14,6 +14,7 @@ from dtif.checkpoint.files import (
     read_payload,
 )
 from dtif.checkpoint.rebuild import SNN_FIX, check_neurons, rebuild_snn
+from dtif.checkpoint.user_model import UserModel
 from dtif.convert.normalize import Norm
 from dtif.convert.options import MaxPoolPolicy, check_policy, to_dict
 from dtif.errors import CheckpointError, InputError
@@ -45,7 +46,7 @@ def _is_plain(value: object) -> bool:
 def save_snn(
     path: str | os.PathLike[str],
     snn: SpikingNetwork,
-    spec: ModelSpec,
+    spec: ModelSpec | UserModel,
     *,
     method: str,
     neuron: NeuronParams | None = None,
@@ -62,7 +63,8 @@ def save_snn(
     Args:
         path: target file; its directory must exist.
         snn: the network returned by ``dtif.convert``.
-        spec: the spec of the ANN it was converted from.
+        spec: the spec of the ANN it was converted from, or the `UserModel` recipe of a
+            --model-file model (the file records its path and kwargs, not its code).
         method: the conversion method's name (e.g. ``"dtif"``), kept in ``snn.meta["method"]``.
         neuron: neuron parameters used for the conversion.
         norm: threshold normalisation used for the conversion, or ``None`` if unknown.
@@ -101,7 +103,7 @@ def save_snn(
     }
     check_plain(payload, "snn")
     try:  # what is saved must load back: rebuild it now rather than fail at load time
-        rebuild_snn(payload, Path(path))
+        rebuild_snn(payload, Path(path), spec.target if isinstance(spec, UserModel) else None)
     except CheckpointError as err:
         raise InputError(
             f"save_snn: the network would not load back from its recipe: {err}"
@@ -109,7 +111,9 @@ def save_snn(
     return atomic_torch_save(payload, path)
 
 
-def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> SpikingNetwork:
+def load_snn(
+    path: str | os.PathLike[str], map_location: Any = "cpu", model_file: str | None = None
+) -> SpikingNetwork:
     """Load a spiking network written by :func:`save_snn`, safely.
 
     Reads with ``torch.load(weights_only=True)`` only. Rebuilds the network from its recipe:
@@ -120,6 +124,8 @@ def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> Spiking
     Args:
         path: the file.
         map_location: where to put the tensors (as ``torch.load``).
+        model_file: for a network converted from your own model file: "PATH.py:FACTORY",
+            which is run to rebuild the architecture. Such a file is refused without it.
 
     Returns:
         The network in eval mode; ``meta`` holds ``method``, ``neuron``, ``norm``, ``maxpool``,
@@ -131,4 +137,5 @@ def load_snn(path: str | os.PathLike[str], map_location: Any = "cpu") -> Spiking
             architecture it names.
     """
     file = Path(path)
-    return rebuild_snn(read_payload(file, SNN_FORMAT, "SNN file", SNN_FIX, map_location), file)
+    payload = read_payload(file, SNN_FORMAT, "SNN file", SNN_FIX, map_location)
+    return rebuild_snn(payload, file, model_file)

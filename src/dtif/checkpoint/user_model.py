@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from dtif.checkpoint.files import _unpickler_detail, load_weights
+from dtif.convert.outputs import pick_output
 from dtif.errors import CheckpointError, InputError
 
 _MODEL_FIX = "Give --model-file PATH.py:FACTORY, where FACTORY(**kwargs) returns the nn.Module."
@@ -208,3 +210,32 @@ def load_user_model(
     state = read_weights(weights)
     load_weights(model, state, Path(weights), f"{target}", "Check --model-file and --model-kwargs.")
     return model.eval()
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """The recipe of a --model-file model, as an SNN file records it (never its code).
+
+    Attributes:
+        target: "PATH.py:FACTORY".
+        kwargs: the factory's keyword arguments (plain JSON values).
+        output: the index or key of the output kept, or None.
+    """
+
+    target: str
+    kwargs: dict[str, Any]
+    output: int | str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_file": self.target, "model_kwargs": dict(self.kwargs), "output": self.output}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserModel:
+        return cls(
+            str(data["model_file"]), dict(data.get("model_kwargs") or {}), data.get("output")
+        )
+
+    def build(self, target: str | None = None) -> nn.Module:
+        """Run the model file (`target`, default the recorded one) and build the model."""
+        model = load_model_file(target or self.target, self.kwargs)
+        return model if self.output is None else pick_output(model, self.output).eval()

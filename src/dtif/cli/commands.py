@@ -55,18 +55,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if not distributed.is_main():
         return 0  # one conversion is enough: rank 0 converts and writes
-    if args.model_file is not None:
-        raise InputError(
-            "dtif convert writes a file that rebuilds a zoo model from its recipe, and a saved "
-            "network must never run code when loaded, so a --model-file model cannot be saved. "
-            "Run dtif evaluate/compare on it, or dtif.convert(...) in Python."
-        )
     out = out_file(args.out)
     ckpt, calib, _, _ = workload(args)
     method = get_method(args.method)
     snn = method.build(ckpt.model, calib, args.maxpool, target_steps=max(1, args.num_steps // 8))
-    assert ckpt.spec is not None  # noqa: S101 - a checkpoint's model, checked above
-    save_snn(out, snn, ckpt.spec, method=method.name, norm=method.norm, maxpool=args.maxpool)
+    save_snn(out, snn, ckpt.recipe, method=method.name, norm=method.norm, maxpool=args.maxpool)
     print(f"wrote {args.out}: {len(snn.spiking_layer_names())} spiking layers ({method.name})")
     return 0
 
@@ -286,7 +279,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from dtif.export import export_nir
 
     exporters = {"nir": export_nir}  # --format's choices
-    snn = load_snn(args.snn)
+    snn = load_snn(args.snn, model_file=args.model_file)
     exporters[args.format](snn, args.out, portable=args.portable, spike_rule=args.spike_rule)
     print(f"wrote {args.out} ({args.format.upper()})")
     return 0

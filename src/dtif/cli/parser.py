@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a saved SNN (from `dtif convert`)")
     p.add_argument("--snn", type=Path, required=True)
     p.add_argument("--format", choices=["nir"], default="nir")
+    p.add_argument(
+        "--model-file",
+        default=None,
+        metavar="PATH.py:FACTORY",
+        help="for an SNN converted from your own model file: that file, which is RUN to "
+        "rebuild the network; use only files you trust",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--no-portable",

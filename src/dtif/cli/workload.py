@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dtif.checkpoint.user_model import UserModel
 from dtif.errors import InputError, OutputError
 from dtif.models import ModelSpec
 from dtif.sim import distributed
@@ -55,6 +56,7 @@ class Source:
         dataset: the dataset name.
         mean, std: the input normalisation (a checkpoint's, or None: from the data).
         described: what results.json records as the model.
+        recipe: what an SNN file records to rebuild it (a spec, or the model file's recipe).
     """
 
     model: nn.Module
@@ -63,6 +65,7 @@ class Source:
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     described: dict[str, Any]
+    recipe: ModelSpec | UserModel
 
 
 def _output_key(text: str | None) -> int | str | None:
@@ -86,9 +89,10 @@ def model_source(args: argparse.Namespace) -> Source:
         raise InputError("give --checkpoint or --model-file (with --weights), not both")
     if args.model_file is None:
         if args.checkpoint is None:
+            listing = " (or --list-methods)" if args.command == "compare" else ""
             raise InputError(
-                f"dtif {args.command} needs --checkpoint, or --model-file PATH.py:FACTORY with "
-                "--weights and --dataset"
+                f"dtif {args.command} needs --checkpoint{listing}, or --model-file "
+                "PATH.py:FACTORY with --weights and --dataset"
             )
         for flag in ("model_kwargs", "weights"):
             if getattr(args, flag) is not None:
@@ -97,8 +101,9 @@ def model_source(args: argparse.Namespace) -> Source:
         model = (
             ckpt.model if args.output is None else pick_output(ckpt.model, _output_key(args.output))
         )
+        dataset = args.dataset or ckpt.dataset
         return Source(
-            model, ckpt.spec, args.dataset or ckpt.dataset, ckpt.mean, ckpt.std, ckpt.spec.to_dict()
+            model, ckpt.spec, dataset, ckpt.mean, ckpt.std, ckpt.spec.to_dict(), ckpt.spec
         )
     if args.dataset is None:
         raise InputError(
@@ -114,7 +119,8 @@ def model_source(args: argparse.Namespace) -> Source:
         "weights": str(args.weights),
         "output": args.output,
     }
-    return Source(model, None, args.dataset, None, None, described)
+    recipe = UserModel(args.model_file, kwargs, _output_key(args.output))
+    return Source(model, None, args.dataset, None, None, described, recipe)
 
 
 def workload(args: argparse.Namespace) -> tuple[Source, torch.Tensor, Any, int]:

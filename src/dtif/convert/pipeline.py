@@ -27,7 +27,13 @@ from dtif.convert.normalize import (
 from dtif.convert.options import MaxPoolPolicy, check_policy
 from dtif.convert.outputs import OutputKey, check_tensor_output, select_output
 from dtif.convert.pooling import apply_pool_policy, use_fast_pools
-from dtif.convert.replace_relu import RELU_META, canonicalize_relu, relu_sites, replace_relu
+from dtif.convert.replace_relu import (
+    RELU_CAP_META,
+    RELU_META,
+    canonicalize_relu,
+    relu_sites,
+    replace_relu,
+)
 from dtif.convert.static import dynamic_nodes, split_static
 from dtif.convert.support import MAXPOOL_MODULES, check_supported
 from dtif.convert.trace import trace
@@ -155,6 +161,14 @@ def build_snn(
     if len(scales) != len(sites):
         raise ConversionError(f"got {len(scales)} scales for {len(sites)} spiking layers")
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))
+
+    capped = [str(n.meta[RELU_META]) for n in sites if RELU_CAP_META in n.meta]
+    if capped and neuron.burst > 1:
+        raise ConversionError(
+            f"clipped ReLU(s) {', '.join(capped)} (ReLU6, Hardtanh(0, m), clamp(0, m)) saturate "
+            f"because a neuron fires at most once a step; burst={neuron.burst} lets them exceed "
+            "m. Use burst=1."
+        )
 
     def make(index: int, node: fx.Node) -> nn.Module:
         params = _neuron_for(neuron, index, len(sites))

@@ -22,7 +22,6 @@ RELU_METHODS = {"relu", "relu_"}
 # Clipped ReLUs min(max(x, 0), m): a ReLU whose scale is capped at m.
 CLIPPED_RELU_MODULES: tuple[type[nn.Module], ...] = (nn.ReLU6, nn.Hardtanh)
 CLIPPED_RELU_FUNCTIONS: set[Callable[..., Any]] = {F.relu6, F.hardtanh, F.hardtanh_}
-CLIPPED_RELU_METHODS: set[str] = set()
 CLAMP_FUNCTIONS: set[Callable[..., Any]] = {torch.clamp, torch.clip, torch.clamp_min}
 CLAMP_METHODS = {"clamp", "clip", "clamp_min", "clamp_", "clamp_min_"}
 MAXPOOL_MODULES: tuple[type[nn.Module], ...] = (nn.MaxPool1d, nn.MaxPool2d)
@@ -126,13 +125,10 @@ def _arg(node: fx.Node, index: int, key: str, default: Any = None) -> Any:
 
 
 def _clamp_bounds(node: fx.Node) -> tuple[Any, Any]:
-    lo = _arg(node, 1, "min")
-    hi = (
-        None
-        if str(getattr(node.target, "__name__", node.target)).startswith("clamp_min")
-        else (_arg(node, 2, "max"))
-    )
-    return lo, hi
+    """(min, max) of a clamp node; clamp_min has no max."""
+    name = str(getattr(node.target, "__name__", node.target))  # a function or a method name
+    hi = None if name.startswith("clamp_min") else _arg(node, 2, "max")
+    return _arg(node, 1, "min"), hi
 
 
 def activation_bounds(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[Any, Any] | None:

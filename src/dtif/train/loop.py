@@ -36,7 +36,9 @@ from tqdm import tqdm
 
 from dtif.checkpoint import save_checkpoint
 from dtif.data import (
+    USER_DATASETS,
     calibration_subset,
+    dataset_info,
     load_splits,
     make_loader,
     test_subset,
@@ -140,15 +142,19 @@ def _run(
     main, world = distributed.is_main(), distributed.world_size()
     if not main:
         log, progress = silent, False
-    train_full, test_full = load_splits(
-        config.dataset, config.data_dir, config.image_size, config.mean, config.std
-    )
-    info = train_full.info
-    if info.image_size != train_full.images.shape[-1]:
-        raise InputError(
-            f"the zoo models take square images; the {config.dataset} images are "
-            f"{list(train_full.images.shape[-2:])} (H, W). Give --image-size N."
+    splits = None
+    if config.dataset in USER_DATASETS:  # the data say what the model takes
+        splits = load_splits(
+            config.dataset, config.data_dir, config.image_size, config.mean, config.std
         )
+        info = splits[0].info
+        if info.image_size != splits[0].images.shape[-1]:
+            raise InputError(
+                f"the zoo models take square images; the {config.dataset} images are "
+                f"{list(splits[0].images.shape[-2:])} (H, W). Give --image-size N."
+            )
+    else:
+        info = dataset_info(config.dataset)
     spec = ModelSpec(
         config.model,
         num_classes=info.num_classes,
@@ -165,6 +171,9 @@ def _run(
             write_summary(summary_path, summary)
         return summary
 
+    train_full, test_full = splits or load_splits(
+        config.dataset, config.data_dir, config.image_size, config.mean, config.std
+    )
     train_set = train_subset(train_full, config.train_limit, config.seed)
     test_images, test_labels = materialize(test_subset(test_full, config.test_limit), test_full)
     num_train, num_test = len(train_set), int(test_images.shape[0])

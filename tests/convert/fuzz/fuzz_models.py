@@ -7,7 +7,10 @@ A generated model is a tree of small modules: `Seq` (named steps run in order), 
 (a body plus an identity or 1x1-conv/linear + BN shortcut, joined by an add), `Act` (one ReLU in
 one of many spellings), `Flatten` (several spellings), `AvgPool` / `MaxPool` (module or
 functional), `Drop` (dropout), `Twice` (one conv and one ReLU module, each called at two
-sites), `Alias` (nn.Identity, contiguous), and `Bad` (an op that has no spiking equivalent).
+sites), `Alias` (nn.Identity, contiguous), `Clip` (a clipped ReLU: ReLU6, Hardtanh(0, m),
+clamp(0, m), ...), `ScaleBy` (* or / by a number or a buffer), `Mean` (over the spatial dims),
+`Cat` (a tensor and a conv + ReLU branch along channels, or a tensor with itself along the
+last dim), and `Bad` (an op that has no spiking equivalent).
 Shapes are found by running each new step on a dummy input, so that no step is invalid for
 its input.
 

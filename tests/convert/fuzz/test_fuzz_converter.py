@@ -4,7 +4,8 @@ Each example is a random tiny architecture (see `fuzz_models`): conv1d/conv2d an
 stacks, BN in and out (random statistics, with and without affine), every ReLU spelling (in
 place too, and as a bare statement), residual blocks with identity or 1x1-conv/linear + BN
 shortcuts, nested blocks, average and adaptive pooling, max-pooling under each policy, seven
-flatten spellings, dropout, grouped, strided and dilated convs, random input sizes and scales,
+flatten spellings, dropout, clipped ReLUs, torch.cat, spatial means, scaling by constants,
+grouped, strided and dilated convs, random input sizes and scales,
 random weights; and sometimes ops with no spiking equivalent mixed in. The claim for each:
 
 - it raises `dtif.UnsupportedOpsError` naming exactly the unsupported nodes (every node inside

@@ -42,6 +42,7 @@ import dtif
 from dtif.checkpoint import load_checkpoint, save_checkpoint
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.methods import METHODS, parse_methods
+from dtif.models.qcfs import qcfs_modules
 from dtif.report import compare_methods, format_table
 from dtif.train import TrainConfig, train
 
@@ -68,7 +69,11 @@ def publish(run_dir: Path, dest: Path) -> None:
         test_accuracy=ckpt.test_accuracy,
         epoch=ckpt.epoch,
     )
-    shutil.copyfile(run_dir / "train.json", dest.with_suffix(".json"))
+    summary = json.loads((run_dir / "train.json").read_text())
+    scales = {name: round(m.scale.item(), 6) for name, m in qcfs_modules(ckpt.model).items()}
+    if scales:  # a QCFS network: each layer's trained lambda, for reading (the .pt holds them)
+        summary["qcfs_scales"] = scales
+    dest.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -8,6 +8,7 @@ relative error of its rate against the ANN's activation, e_l(T) = ||r_l(T) - a_l
 
     python benchmarks/layer_errors.py --model resnet20
     python benchmarks/layer_errors.py --model vgg16 --width 0.25 --methods if-p99.9-v0.5,dtif-auto
+    python benchmarks/layer_errors.py --model resnet20 --kind qcfs --methods if-qcfs,dtif-auto-qcfs
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ def main() -> None:
     p.add_argument("--num-test", type=int, default=2000, help="test images of the latency run")
     p.add_argument("--methods", default="if-max,if-p99.9-v0.5,dtif-auto,if-auto")
     p.add_argument("--images", type=int, default=256, help="training images to measure on")
+    p.add_argument("--kind", choices=("relu", "qcfs"), default="relu", help="the ANN checkpoint")
+    p.add_argument("--levels", type=int, default=None, help="QCFS levels (--kind qcfs)")
     args = p.parse_args()
     dtif.keep_freed_memory()  # the library leaves the allocator alone; see dtif.sim.allocator
 
     tag = common.model_tag(args.dataset, args.model, args.width)
+    if args.kind == "qcfs":
+        tag = f"{tag}-qcfs{args.levels or common.shipped_qcfs_levels(tag)}"
     run = common.latency_json(tag, args.num_steps, args.num_test)
     if not run.exists():
         raise SystemExit(f"{run} does not exist: run latency.py for this model first")

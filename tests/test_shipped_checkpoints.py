@@ -26,4 +26,5 @@ def test_shipped_checkpoint(path: Path) -> None:
     assert summary["model"] == ckpt.spec.to_dict()
     assert ckpt.test_accuracy == pytest.approx(summary["test_accuracy"])
     assert ckpt.dataset == summary["dataset"]
-    assert path.stem == f"{ckpt.dataset}-{ckpt.spec.name}-w{ckpt.spec.width:g}"
+    kind = f"-qcfs{ckpt.spec.kwargs['levels']}" if ckpt.spec.kwargs.get("activation") else ""
+    assert path.stem == f"{ckpt.dataset}-{ckpt.spec.name}-w{ckpt.spec.width:g}{kind}"

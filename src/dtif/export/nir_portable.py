@@ -32,21 +32,17 @@ convolution whose padding is asymmetric or not zeros.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from dtif.errors import UnsupportedOpsError
-from dtif.export.nir_common import NO_NIR_NODE, PathLike, Refusal, load_nir, pair
+from dtif.export.nir_common import PathLike, Refusal, load_nir, pair
+from dtif.export.nir_plans import Plan, conv_padding, flatten_dims, plan_node
 from dtif.export.nir_walk import SHAPE_BATCH, Names, describe, evaluate, stitch
-from dtif.neurons import DTIFParams, IFParams
-from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
 from dtif.nn.scale import Scale
 from dtif.sim.network import SpikingNetwork
@@ -57,195 +53,9 @@ Unit = torch.Tensor  # float64, one sample's shape
 
 
 @dataclass
-class Plan:
-    """What one fx node becomes: its kind and what the kind needs."""
-
-    kind: Literal["affine", "pool", "reshape", "pass", "add", "neuron", "scale"]
-    module: nn.Module | None = None
-    area: float = 1.0  # pool: what the window's sum is divided by
-    window: tuple[tuple[int, int], tuple[int, int]] = ((1, 1), (1, 1))  # pool: kernel, stride
-    in_shape: tuple[int, ...] = ()
-    out_shape: tuple[int, ...] = ()
-
-
-def _conv_padding(mod: nn.Conv1d | nn.Conv2d) -> tuple[int, ...]:
-    if mod.padding_mode != "zeros":
-        raise Refusal(f"padding_mode={mod.padding_mode!r}; NIR convolutions pad with zeros")
-    if not isinstance(mod.padding, str):
-        return tuple(int(p) for p in mod.padding)
-    if mod.padding == "valid":
-        return (0,) * len(mod.kernel_size)
-    total = [d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size, strict=True)]
-    if any(t % 2 for t in total):
-        raise Refusal("padding='same' with an even kernel pads one side more; readers pad both")
-    return tuple(t // 2 for t in total)
-
-
-def _plan_affine(site: Plan) -> Plan:
-    mod = site.module
-    if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
-        _conv_padding(mod)
-    elif isinstance(mod, nn.Linear) and len(site.in_shape) != 1:
-        raise Refusal(f"Linear on a {len(site.in_shape)}-d sample; NIR's Affine takes vectors")
-    return dataclasses.replace(site, kind="affine")
-
-
-def _pool_plan(site: Plan, pool: nn.AvgPool2d) -> Plan:
-    k, s, p = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size), pair(pool.padding)
-    if len(site.in_shape) != 3:
-        raise Refusal("2-d pooling of a sample that is not [C, H, W]")
-    if p != (0, 0):
-        raise Refusal(
-            f"padding={p}: the readers' SumPool2d (nirtorch, Norse) drops the padding; "
-            "use padding=0 or export with portable=False"
-        )
-    floor = tuple((n - kk) // ss + 1 for n, kk, ss in zip(site.in_shape[1:], k, s, strict=True))
-    if site.out_shape[1:] != floor:
-        raise Refusal("ceil_mode=True changes the output size; NIR's SumPool2d floors it")
-    area = float(pool.divisor_override or k[0] * k[1])
-    return dataclasses.replace(site, kind="pool", area=area, window=(k, s))
-
-
-def _adaptive_pool(site: Plan, output_size: Any) -> nn.AvgPool2d:
-    h, w = site.in_shape[-2:]
-    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    oh, ow = size[0] or h, size[-1] or w
-    if h % oh or w % ow:
-        raise Refusal(f"adaptive pooling from {h}x{w} to {oh}x{ow} has windows of unequal size")
-    return nn.AvgPool2d((h // oh, w // ow), (h // oh, w // ow))
-
-
-def _plan_avgpool(site: Plan) -> Plan:
-    assert isinstance(site.module, nn.AvgPool2d)  # noqa: S101 - the table keys by type
-    return _pool_plan(site, site.module)
-
-
-def _plan_adaptive(site: Plan) -> Plan:
-    assert isinstance(site.module, nn.AdaptiveAvgPool2d)  # noqa: S101 - table keys by type
-    return _pool_plan(site, _adaptive_pool(site, site.module.output_size))
-
-
-def _plan_neuron(site: Plan) -> Plan:
-    mod = site.module
-    assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
-    params = mod.params
-    if isinstance(params, DTIFParams):
-        raise Refusal(
-            "DTIF neuron: its threshold follows the input current and NIR has no primitive "
-            "for it. Convert with neuron=dtif.IF(reset='zero') to export"
-        )
-    if not isinstance(params, IFParams):
-        raise Refusal(f"{type(params).__name__}: readers run only nir.IF")
-    problems = []
-    if params.reset != "zero":
-        problems.append(
-            f"reset={params.reset!r}: readers reset to v_reset=0 instead of subtracting the "
-            "threshold; convert with dtif.IF(reset='zero')"
-        )
-    if params.burst != 1:
-        problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
-    if params.v0 != 0.0:
-        problems.append(f"v0={params.v0}: NIR's IF starts at potential 0; use v0=0")
-    default = IFParams()
-    for f in dataclasses.fields(params):  # fields that later versions add
-        value = getattr(params, f.name)
-        if f.name not in ("reset", "burst", "v0") and value != getattr(default, f.name):
-            problems.append(f"{f.name}={value!r}: not expressible as a nir.IF")
-    if problems:
-        raise Refusal("IF neuron with " + "; ".join(problems))
-    return dataclasses.replace(site, kind="neuron")
-
-
-def _plan_maxpool(site: Plan) -> Plan:
-    raise Refusal("spiking max-pool gate; NIR has no max-pool node. Convert with maxpool='avg'")
-
-
-def _plan_add(site: Plan) -> Plan:
-    return dataclasses.replace(site, kind="add")
-
-
-def _plan_pass(site: Plan) -> Plan:
-    return dataclasses.replace(site, kind="pass")
-
-
-def _plan_reshape(site: Plan) -> Plan:
-    if site.in_shape != site.out_shape and _flatten_dims(site.in_shape, site.out_shape) is None:
-        raise Refusal(
-            f"reshape {list(site.in_shape)} -> {list(site.out_shape)} is not a flatten of "
-            "adjacent dims"
-        )
-    return dataclasses.replace(site, kind="reshape")
-
-
-def _plan_scale(site: Plan) -> Plan:
-    return dataclasses.replace(site, kind="scale")
-
-
-PLANS: dict[Any, Any] = {
-    nn.Conv1d: _plan_affine,
-    nn.Conv2d: _plan_affine,
-    nn.Linear: _plan_affine,
-    nn.AvgPool2d: _plan_avgpool,  # and its subclass AvgPool2x2
-    nn.AdaptiveAvgPool2d: _plan_adaptive,
-    nn.Flatten: _plan_reshape,
-    nn.Identity: _plan_pass,
-    RepeatTime: _plan_pass,
-    SpikingNeuron: _plan_neuron,
-    SpikeMaxPool: _plan_maxpool,
-    Scale: _plan_scale,
-    operator.add: _plan_add,
-    torch.add: _plan_add,
-    torch.flatten: _plan_reshape,
-    "add": _plan_add,
-    "flatten": _plan_reshape,
-    "view": _plan_reshape,
-    "reshape": _plan_reshape,
-    "contiguous": _plan_pass,
-}
-
-
-def _flatten_dims(src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[int, int] | None:
-    for start in range(len(src)):
-        for end in range(start + 1, len(src)):
-            merged = (*src[:start], int(np.prod(src[start : end + 1])), *src[end + 1 :])
-            if merged == dst:
-                return start, end
-    return None
-
-
-def _plan(node: fx.Node, env: dict[fx.Node, Any], modules: dict[str, nn.Module]) -> Plan:
-    module = modules.get(str(node.target)) if node.op == "call_module" else None
-    key = type(module) if module is not None else node.target
-    if isinstance(module, nn.AvgPool2d):
-        key = nn.AvgPool2d
-    tensors = [a for a in node.all_input_nodes if isinstance(env.get(a), torch.Tensor)]
-    base = Plan(
-        "pass",
-        module,
-        in_shape=tuple(env[tensors[0]].shape[1:]) if tensors else (),
-        out_shape=tuple(env[node].shape[1:]),
-    )
-    if node.target is F.avg_pool2d:
-        return _pool_plan(base, nn.AvgPool2d(*node.args[1:], **node.kwargs))
-    if node.target is F.adaptive_avg_pool2d:
-        size = node.args[1] if len(node.args) > 1 else node.kwargs["output_size"]
-        return _pool_plan(base, _adaptive_pool(base, size))
-    if node.target in (operator.add, torch.add, "add"):
-        if len(tensors) != 2 or len(node.args) + len(node.kwargs) != 2:
-            raise Refusal("only the sum of two tensors maps to NIR (as two edges into one node)")
-        if any(env[t].shape != env[node].shape for t in tensors):
-            raise Refusal("a broadcasting add; NIR sums inputs of equal shape")
-    handler = PLANS.get(key)
-    if handler is None:
-        raise Refusal(NO_NIR_NODE.get(key, "no NIR node that readers run for this op"))
-    return handler(base)
-
-
-@dataclass
 class _Walk:
     """State of the unit pass: plans, units, and the NIR nodes written so far."""
 
-    st: Any
     env: dict[fx.Node, Any]
     plans: dict[fx.Node, Plan]
     units: dict[fx.Node, Unit]
@@ -330,7 +140,7 @@ def _affine_node(mod: nn.Module, u_in: Unit, u_out: Unit, in_shape: tuple[int, .
     ones = [1] * (w.ndim - 2)
     w = w * c_in.view(1, -1, *ones) / c_out.view(-1, 1, *ones)
     b = (bias.detach().double() if bias is not None else 0.0) / c_out.expand(mod.out_channels)
-    padding = _conv_padding(mod)
+    padding = conv_padding(mod)
     if isinstance(mod, nn.Conv1d):
         return nir.Conv1d(
             input_shape=int(in_shape[-1]),
@@ -392,7 +202,7 @@ def _step(walk: _Walk, node: fx.Node, rule: SpikeRule) -> Any:
         walk.units[node] = u_in.reshape(plan.out_shape)
         if plan.in_shape == plan.out_shape:
             return None
-        dims = _flatten_dims(plan.in_shape, plan.out_shape)
+        dims = flatten_dims(plan.in_shape, plan.out_shape)
         assert dims is not None  # noqa: S101 - checked by the plan
         ndim = len(plan.in_shape)
         flat = nir.Flatten(
@@ -442,10 +252,10 @@ def export_portable(snn: SpikingNetwork, path: PathLike | None, rule: SpikeRule)
                     if node.op == "get_attr":
                         raise Refusal("a constant tensor; NIR has no constant node")
                     if isinstance(env[node], torch.Tensor):
-                        plans[node] = _plan(node, env, st.modules)
+                        plans[node] = plan_node(node, env, st.modules)
                 except Refusal as why:
                     bad.append(f"- {describe(node, st)}: {why}")
-    walk = _Walk(st, env, plans, {}, {})
+    walk = _Walk(env, plans, {}, {})
     names = Names()
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array(snn.input_shape))}
     edges: list[tuple[str, str]] = []

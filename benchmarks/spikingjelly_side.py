@@ -39,8 +39,9 @@ def status() -> str | None:
     return None
 
 
-def convert(ann: nn.Module, calib: torch.Tensor, device: torch.device) -> SJNets:
-    """SpikingJelly's rate-coding conversion (max norm, IF with soft reset) of `ann`.
+def convert(ann: nn.Module, calib: torch.Tensor, device: torch.device, mode: str = "max") -> SJNets:
+    """SpikingJelly's rate-coding conversion (IF with soft reset) of `ann`, normalized by
+    `mode`: "max" (max norm) or a percentile such as "99.9%".
 
     Never raises: an import or conversion failure is returned in `error`.
     """
@@ -48,13 +49,13 @@ def convert(ann: nn.Module, calib: torch.Tensor, device: torch.device) -> SJNets
     if error is not None:
         return SJNets(error=error)
     try:
-        net = _convert(ann, calib, device)
+        net = _convert(ann, calib, device, mode)
     except Exception as err:  # noqa: BLE001 - reported, never fatal
         return SJNets(error=f"conversion failed: {type(err).__name__}: {err}")
     return SJNets(single=net, multi=_multi_step(net))
 
 
-def _convert(ann: nn.Module, calib: torch.Tensor, device: torch.device) -> nn.Module:
+def _convert(ann: nn.Module, calib: torch.Tensor, device: torch.device, mode: str) -> nn.Module:
     from spikingjelly.activation_based import ann2snn
 
     logging.getLogger("spikingjelly").setLevel(logging.WARNING)
@@ -64,7 +65,7 @@ def _convert(ann: nn.Module, calib: torch.Tensor, device: torch.device) -> nn.Mo
         logger.remove()
     except ImportError:
         pass
-    recipe = ann2snn.RateCodingRecipe(dataloader=[calib], mode="max")
+    recipe = ann2snn.RateCodingRecipe(dataloader=[calib], mode=mode)
     with open(os.devnull, "w") as null:  # its calibration loop prints a tqdm bar
         stderr, sys.stderr = sys.stderr, null
         try:
@@ -129,3 +130,19 @@ def predictions(nets: SJNets, x: torch.Tensor, num_steps: int) -> torch.Tensor |
         functional.reset_net(nets.single)
         acc = sum(nets.single(x) for _ in range(num_steps))
     return acc.flatten(1).argmax(1)
+
+
+def step_predictions(nets: SJNets, x: torch.Tensor, num_steps: int) -> torch.Tensor | None:
+    """[T, B] the single-step net's predicted classes after every step 1..T, or None."""
+    if nets.single is None:
+        return None
+    from spikingjelly.activation_based import functional
+
+    preds = []
+    with torch.inference_mode():
+        functional.reset_net(nets.single)
+        acc = torch.zeros((), device=x.device)
+        for _ in range(num_steps):
+            acc = acc + nets.single(x)
+            preds.append(acc.flatten(1).argmax(1))
+    return torch.stack(preds)

@@ -82,6 +82,10 @@ def test_exited_image_equals_running_alone(name: str) -> None:
     # the offline rule on the fixed-T run gives the same exit steps
     fixed = snn.simulate(x, steps)
     assert torch.equal(exit_steps(policy, fixed.outputs), exits)
+    # without recording, exited images leave in groups; the answers are the same
+    lazy = snn.simulate(x, steps, exit=policy, record=False)
+    assert lazy.exit_steps is not None and torch.equal(lazy.exit_steps, exits)
+    torch.testing.assert_close(lazy.outputs, res.outputs)
 
 
 def test_exited_images_leave_the_batch() -> None:

@@ -61,10 +61,11 @@ def _early_exit(
     """The `early_exit` block of one method: calibrate the policy (on `calib` only, when
     `spec` is `AutoExit`), evaluate with it, and time it against the fixed-T run."""
     calibration: dict[str, Any] | None = None
+    start = time.perf_counter()
     if isinstance(spec, AutoExit):
         cal = calibrate_exit(snn, calib, num_steps, spec.target_loss)
         policy: EarlyExit = dist.broadcast_object(cal.policy)  # rank 0's, on every rank
-        calibration = cal.to_dict()
+        calibration = {**cal.to_dict(), "seconds": time.perf_counter() - start}
     else:
         policy = spec
     start = time.perf_counter()
@@ -229,12 +230,14 @@ def compare_methods(
             reused.append(method.name)
             continue
         log(f"[{i}/{len(methods)}] {method.name}: {method.description}")
+        built = time.perf_counter()
         snn = method.build(
             model, calib, maxpool, target_steps=max(1, num_steps // 8), progress=progress
         )
         if distributed:
             dist.broadcast_snn(snn)
         start = time.perf_counter()
+        seconds_build = start - built
         ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
         seconds_fixed = time.perf_counter() - start
         entries[method.name] = _entry(method, ev)
@@ -242,7 +245,8 @@ def compare_methods(
         l1 = ev.latency(1.0)
         log(
             f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "
-            f"(ANN {100 * ev.ann_accuracy:.2f}%), L_1 = {l1 if l1 is not None else 'not reached'}"
+            f"(ANN {100 * ev.ann_accuracy:.2f}%), L_1 = {l1 if l1 is not None else 'not reached'} "
+            f"(converted in {seconds_build:.0f} s, simulated in {seconds_fixed:.0f} s)"
         )
         if early_exit is not None and (exit_methods is None or method.name in exit_methods):
             block = _early_exit(

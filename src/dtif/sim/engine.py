@@ -225,17 +225,21 @@ def _run_exiting(
     num_steps: int,
     policy: EarlyExit,
 ) -> Iterator[Chunk]:
-    """One step at a time with early exit: yield a `Chunk` per step for the b images still
-    running (their rows in the batch, and a [b] mask of those that exit at this step).
+    """One step at a time with early exit: yield a `Chunk` per step for the b images in the
+    batch (their rows, and a [b] mask of those that exit at this step).
 
-    After each step the images whose policy is met leave: the static boundary, the carried
-    state of every layer and the accumulated outputs keep only the other rows, so the next
-    step computes on fewer images.
+    Exited images leave the batch: the static boundary, the carried state of every layer and
+    the accumulated outputs keep only the other rows, so later steps compute on fewer images.
+    When SOPs are recorded this happens after every step with an exit, so that no image adds
+    events after its exit. Without recording, exited images are dropped once they are an
+    eighth of the batch (each drop copies every state); until then they run on, and their
+    outputs after the exit step are discarded (`_hold_after_exit`).
     """
     boundary = static(xb)
     rows = torch.arange(xb.shape[0], device=xb.device)
     acc: torch.Tensor | None = None
     streak = torch.zeros(xb.shape[0], dtype=torch.long, device=xb.device)
+    gone = torch.zeros(xb.shape[0], dtype=torch.bool, device=xb.device)
     ctx.num_steps = 1
     for t in range(num_steps):
         y = dynamic(*boundary)
@@ -244,16 +248,18 @@ def _run_exiting(
         # decided on the output as a fixed-T run stores it, so that `exit_steps` on a
         # fixed-T run's outputs (as calibration uses it) gives the same steps
         streak = policy.update(streak, acc.to(y.dtype), t + 1)
-        done = streak >= policy.k
-        yield t, acc[None], y.dtype, rows, done
-        if t + 1 == num_steps or not bool(done.any()):
+        new = (streak >= policy.k) & ~gone
+        gone |= new
+        yield t, acc[None], y.dtype, rows, new
+        n_gone = int(gone.sum()) if t + 1 < num_steps else 0
+        if n_gone == 0 or (ctx.fanout is None and 8 * n_gone < rows.shape[0]):
             continue
-        keep = (~done).nonzero().squeeze(1)
-        if keep.numel() == 0:
+        if n_gone == rows.shape[0]:
             return
+        keep = (~gone).nonzero().squeeze(1)
         boundary = tuple(b[keep] if b.shape[0] == rows.shape[0] else b for b in boundary)
         compact_states(ctx, keep, rows.shape[0])
-        rows, acc, streak = rows[keep], acc[keep], streak[keep]
+        rows, acc, streak, gone = rows[keep], acc[keep], streak[keep], gone[keep]
         ctx.batch_size = rows.shape[0]
 
 

@@ -17,6 +17,8 @@ from dtif.methods import METHODS, get_method
 from dtif.report.compare import compare_methods
 from tests.helpers.nets import calibration_images, calibration_net
 
+AUTO_SIGNED, IF_SIGNED = "dtif-auto-signed", "if-auto-signed"
+
 
 class _Tracked:
     """A test loader that counts how often it is iterated."""
@@ -49,13 +51,13 @@ def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.Monke
         calibration_net(),
         calib_x,
         loader,
-        [METHODS["if-max"], METHODS["dtif-auto"], METHODS["if-auto"]],
+        [METHODS[m] for m in ("if-max", "dtif-auto", "if-auto", AUTO_SIGNED, IF_SIGNED)],
         num_steps=8,
         num_test=10,
         progress=False,
         log=lambda _: None,
     )
-    assert seen == [1, 2]  # each calibration ran before that method's evaluation
+    assert seen == [1, 2, 3, 4]  # each calibration ran before that method's evaluation
     # The chosen values do not depend on the test data: another test set, same choice.
     other = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))
     again = compare_methods(
@@ -71,6 +73,9 @@ def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.Monke
     used = results["methods"]["dtif-auto"]["neuron_used"]
     assert again["methods"]["dtif-auto"]["neuron_used"] == used
     assert set(results["methods"]["if-auto"]["neuron_used"]["alpha"]) == {0.0}
+    for name in (AUTO_SIGNED, IF_SIGNED):  # the signed methods searched with signed neurons
+        assert results["methods"][name]["neuron_used"]["signed"] is True
+    assert set(results["methods"][IF_SIGNED]["neuron_used"]["alpha"]) == {0.0}
 
 
 def test_alpha_grid_in_a_spec_file(tmp_path: Path) -> None:

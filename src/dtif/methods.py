@@ -83,6 +83,9 @@ class Method:
 # The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
 DTIF_ALPHA = 8.0
 _P999 = PercentileNorm(99.9)
+# The negative firing level of the signed methods, chosen on held-out training images
+# (docs/dtif.md, "Signed correction spikes").
+SIGNED_THETA_NEG = 0.5
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -165,6 +168,22 @@ METHODS: dict[str, Method] = {
             TrainedScale(),
             "dtif-auto on the trained QCFS scale (QCFS checkpoints only)",
             auto=True,
+        ),
+        Method(
+            "dtif-auto-signed",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto with signed correction spikes (-1 when V < -theta_neg, net count > 0), "
+            f"theta_neg={SIGNED_THETA_NEG:g}",
+            auto=True,
+        ),
+        Method(
+            "if-auto-signed",
+            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "control for dtif-auto-signed: IF with the same signed spikes, per-layer v0 searched",
+            auto=True,
+            alpha_grid=(0.0,),
         ),
     ]
 }

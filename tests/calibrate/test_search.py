@@ -51,6 +51,23 @@ def test_search_never_ends_above_its_start() -> None:
     assert all(a in ALPHA_GRID for a in own.alpha)
 
 
+def test_signed_base_searches_signed_neurons(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dtif.calibrate.search as search
+
+    tried: list[bool] = []
+    real = search._loss
+
+    def spy(snn: Any, *args: Any) -> Any:
+        tried.extend(m.params.signed for m in snn.neurons())
+        return real(snn, *args)
+
+    monkeypatch.setattr(search, "_loss", spy)
+    cal = _calibrate(base=DTIFParams(signed=True, theta_neg=0.25))
+    assert tried and all(tried)  # every candidate was measured with signed neurons
+    assert cal.snn.meta["neuron"].signed and cal.snn.meta["neuron"].theta_neg == 0.25
+    assert all(m.params.signed for m in cal.snn.neurons())
+
+
 def test_deterministic_with_a_seed() -> None:
     a, b = _calibrate(seed=3), _calibrate(seed=3)
     assert (a.alpha, a.v0, a.loss) == (b.alpha, b.v0, b.loss)

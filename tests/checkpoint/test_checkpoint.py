@@ -251,6 +251,8 @@ CASES: dict[str, tuple[Any, Any, str]] = {
         "error",
     ),
     "gate": (dtif.DTIF(alpha=2.0), dtif.MaxNorm(), "gate"),
+    "if-signed": (dtif.IF(v0=0.5, signed=True, theta_neg=0.25), dtif.MaxNorm(), "error"),
+    "dtif-signed": (dtif.DTIF(alpha=(1.0, 2.0, 3.0, 4.0), signed=True), dtif.MaxNorm(), "error"),
 }
 
 

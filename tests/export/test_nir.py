@@ -164,6 +164,17 @@ def test_dtif_and_maxpool_gate_refused_naming_each() -> None:
     assert "max-pool" in msg and "pool" in msg
 
 
+@pytest.mark.parametrize(
+    "neuron",
+    [dtif.IF(reset="subtract", signed=True), dtif.DTIF(signed=True)],
+    ids=["IF", "DTIF"],
+)
+def test_signed_neurons_refused(neuron: object) -> None:
+    snn, _ = _convert(SmallCNN(), (1, 8, 8), neuron=neuron)
+    with pytest.raises(UnsupportedOpsError, match="signed neuron: its negative correction"):
+        export_nir(snn)
+
+
 def test_import_refuses_unknown_nodes() -> None:
     shape = np.array([2])
     graph = nir.NIRGraph(

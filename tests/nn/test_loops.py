@@ -26,6 +26,9 @@ NEURONS: dict[str, NeuronParams] = {
     "DTIF graded": dtif.DTIF(alpha=8.0, payload="graded", theta_min=0.1),
     "DTIF graded burst pow2": dtif.DTIF(alpha=4.0, payload="graded", burst=3, theta_levels="pow2"),
     "DTIF binary-biased": dtif.DTIF(alpha=3.0, payload="binary-biased", v0=0.25),
+    "IF signed": dtif.IF(v0=0.5, signed=True, theta_neg=0.25),
+    "DTIF binary signed": dtif.DTIF(alpha=4.0, signed=True, theta_neg=0.0),
+    "DTIF graded burst signed": dtif.DTIF(alpha=4.0, payload="graded", burst=2, signed=True),
 }
 
 
@@ -71,10 +74,13 @@ def test_chunks_of_the_module_match_the_step_function(name: str, channelwise: bo
             outs.append(y.view(t1 - t0, batch, *shape).clone())
     assert torch.equal(torch.cat(outs), out_ref)
     rec: LayerRecord = ctx.records["layer"]
-    assert torch.equal(torch.cat(rec.spikes), counts_ref.sum(dim=(1, 2, 3, 4)))
+    # a negative spike is one event: the record counts |n|
+    assert torch.equal(torch.cat(rec.spikes), counts_ref.abs().sum(dim=(1, 2, 3, 4)))
+    if getattr(params, "signed", False):
+        assert (counts_ref < 0).any()
 
 
-@pytest.mark.parametrize("name", ["IF", "DTIF graded"])
+@pytest.mark.parametrize("name", ["IF", "DTIF graded", "IF signed", "DTIF binary signed"])
 def test_input_constant_in_time(name: str) -> None:
     # The first spiking layer gets [B, ...] (the static prefix runs once); z is computed once.
     params = NEURONS[name]

@@ -24,7 +24,11 @@ def _cnn() -> nn.Module:
     ).eval()
 
 
-@pytest.mark.parametrize("neuron", [dtif.IF(), dtif.DTIF(alpha=4.0)], ids=["IF", "DTIF"])
+@pytest.mark.parametrize(
+    "neuron",
+    [dtif.IF(), dtif.DTIF(alpha=4.0), dtif.DTIF(alpha=4.0, signed=True)],
+    ids=["IF", "DTIF", "DTIF signed"],
+)
 def test_channels_last_network_matches_the_default_layout(neuron: object) -> None:
     x = torch.rand(6, 3, 8, 8)
     snn = dtif.convert(_cnn(), x, neuron=neuron)

@@ -18,6 +18,8 @@ NEURONS: dict[str, NeuronParams] = {
     "DTIF binary": dtif.DTIF(alpha=4.0),
     "DTIF graded burst": dtif.DTIF(alpha=4.0, payload="graded", burst=3),
     "DTIF graded pow2": dtif.DTIF(alpha=4.0, payload="graded", burst=2, theta_levels="pow2"),
+    "IF signed": dtif.IF(v0=0.5, signed=True, theta_neg=0.25),
+    "DTIF binary signed": dtif.DTIF(alpha=4.0, signed=True, theta_neg=0.5),
 }
 
 

@@ -31,10 +31,17 @@ _TABLES = {"neuron": NEURONS, "norm": NORMS}
 
 
 def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
-    """`{"type": class name, **fields}` of neuron parameters or a norm."""
+    """`{"type": class name, **fields}` of neuron parameters or a norm.
+
+    A neuron without signed spikes leaves out `signed` and `theta_neg`, so its dict (and the
+    results and files keyed by it) is the same as before signed spikes existed.
+    """
     if not dataclasses.is_dataclass(options) or isinstance(options, type):
         raise InputError(f"expected neuron parameters or a norm, got {options!r}")
-    return {"type": type(options).__name__, **dataclasses.asdict(options)}
+    fields = dataclasses.asdict(options)
+    if fields.get("signed") is False:
+        del fields["signed"], fields["theta_neg"]
+    return {"type": type(options).__name__, **fields}
 
 
 def from_dict(spec: object, kind: Literal["neuron", "norm"], source: str) -> Any:

@@ -184,6 +184,11 @@ def _neuron(site: Site) -> Chain:
     mod = site.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
     params = mod.params
+    if params.signed:
+        raise Refusal(
+            "signed neuron: its negative correction spikes (-1 events) have no NIR primitive; "
+            "convert with signed=False to export"
+        )
     if isinstance(params, DTIFParams):
         raise Refusal(
             "DTIF neuron: its threshold follows the input current, and NIR has no primitive "

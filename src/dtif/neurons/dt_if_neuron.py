@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 from dtif.errors import InputError
+from dtif.neurons.if_neuron import check_signed, negative_spikes
 
 ThresholdFn = Literal["rational", "exp"]
 Payload = Literal["binary", "graded", "binary-biased"]
@@ -33,6 +34,10 @@ class DTIFParams:
         burst: most spikes per step.
         theta_levels: None, or "pow2" to round theta(t) down to a power of two.
         v0: initial potential V(0) = v0; one float, or one value per spiking layer.
+        signed: emit a negative correction spike (n = -1) when V < -theta_neg while the net
+            spike count is positive; it undoes what a positive spike does (V += 1 when
+            binary, V += theta(t) otherwise) and delivers minus the payload.
+        theta_neg: the negative firing level, in IF thresholds (>= 0); used when signed.
     """
 
     alpha: float | tuple[float, ...] = 4.0
@@ -42,8 +47,11 @@ class DTIFParams:
     burst: int = 1
     theta_levels: ThetaLevels | None = None
     v0: float | tuple[float, ...] = 0.0
+    signed: bool = False
+    theta_neg: float = 0.5
 
     def __post_init__(self) -> None:
+        check_signed("DTIF", self.signed, self.theta_neg)
         for name in ("alpha", "v0"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(float(a) for a in getattr(self, name)))
@@ -93,15 +101,18 @@ class DTIFState:
     Attributes:
         v: membrane potential in threshold units.
         theta: the threshold used at the last step.
+        count: the net spike count so far of a signed neuron; None when not signed.
     """
 
     v: torch.Tensor
     theta: torch.Tensor
+    count: torch.Tensor | None = None
 
 
 def dtif_initial_state(z: torch.Tensor, params: DTIFParams) -> DTIFState:
-    """Initial state V(0) = v0, theta = 1, for an input current shaped like `z`."""
-    return DTIFState(v=torch.full_like(z, params.v0), theta=torch.ones_like(z))
+    """Initial state V(0) = v0, theta = 1 (net count 0 when signed), shaped like `z`."""
+    count = torch.zeros_like(z) if params.signed else None
+    return DTIFState(v=torch.full_like(z, params.v0), theta=torch.ones_like(z), count=count)
 
 
 def dtif_threshold(z: torch.Tensor, params: DTIFParams) -> torch.Tensor:
@@ -132,6 +143,8 @@ def dtif_step(
     - binary:        n = clamp(floor(V - theta) + 1, 0, burst); V -= n;          payload 1
     - graded:        n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload theta
     - binary-biased: n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload 1
+    Signed: where n = 0, V < -theta_neg and the net count N > 0, n = -1 (the same reset
+    formula then adds 1 or theta); N += n.
 
     Args:
         z: input current in threshold units, any shape.
@@ -145,9 +158,15 @@ def dtif_step(
     theta = dtif_threshold(z, params)
     if params.payload == "binary":
         n = torch.clamp(torch.floor(v - theta) + 1.0, 0, params.burst)
-        return n, DTIFState(v=v - n, theta=theta)
-    n = torch.clamp(torch.floor(v / theta), 0, params.burst)
-    return n, DTIFState(v=v - n * theta, theta=theta)
+    else:
+        n = torch.clamp(torch.floor(v / theta), 0, params.burst)
+    count = state.count
+    if params.signed:
+        assert count is not None  # noqa: S101 - dtif_initial_state makes it when signed
+        n = n - negative_spikes(v, count, params.theta_neg, n.dtype)
+        count = count + n
+    v = v - n if params.payload == "binary" else v - n * theta
+    return n, DTIFState(v=v, theta=theta, count=count)
 
 
 def dtif_payload(spikes: torch.Tensor, state: DTIFState, params: DTIFParams) -> torch.Tensor:

@@ -122,7 +122,9 @@ class LayerRun:
         # One pass over the chunk: spikes per neuron and step, summed over the batch (whole
         # numbers, exact). The SOPs are then a small [steps, N] x [N] product, in float64.
         flat, moved = _neuron_major(spikes, 2)
-        per_neuron = flat.reshape(steps, batch, -1).sum(dim=1)
+        per_neuron = flat.reshape(steps, batch, -1)
+        # a negative spike is a synaptic event too: count |n|
+        per_neuron = (per_neuron.abs() if rec.signed else per_neuron).sum(dim=1)
         if self.fanout is None:
             self.fanout = (fanout.movedim(1, -1) if moved else fanout).reshape(-1).double()
         counts = per_neuron.sum(dim=1)

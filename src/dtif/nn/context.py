@@ -28,11 +28,13 @@ class LayerRecord:
         spikes: spike counts per step, summed over the batch, one [steps] tensor per chunk.
         synops: synaptic events per step (spikes x fan-out), summed over the batch.
         graded: True when each event carries a non-power-of-two value (it costs a MAC).
+        signed: the layer emits negative spikes too; each counts as one event (|n|).
     """
 
     spikes: list[torch.Tensor] = field(default_factory=list)
     synops: list[torch.Tensor] = field(default_factory=list)
     graded: bool = False
+    signed: bool = False
 
 
 @dataclass

@@ -49,6 +49,7 @@ def _run_if(
         The state after the last step.
     """
     v = state.v
+    neg = _signed_scratch(v, params)
     for t in range(spikes.shape[0]):
         n = spikes[t]
         if divisor is not None:
@@ -59,6 +60,8 @@ def _run_if(
             torch.ge(v, 1.0, out=n)  # clamp(floor(V), 0, 1) == [V >= 1]
         else:
             torch.floor(v, out=n).clamp_(0, params.burst)
+        if neg is not None:
+            _negative(v, n, state.count, params.theta_neg, neg)
         if params.reset == "subtract":
             v.sub_(n)
         else:
@@ -83,6 +86,7 @@ def _run_dtif(
     v = state.v
     binary = params.payload == "binary"
     product = None if binary else torch.empty_like(v)
+    neg = _signed_scratch(v, params)
     for t in range(spikes.shape[0]):
         n = spikes[t]
         th = 1.0 if theta is None else (theta if static else theta[t])
@@ -92,6 +96,8 @@ def _run_dtif(
                 torch.ge(v, th, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
             else:
                 torch.sub(v, th, out=n).floor_().add_(1.0).clamp_(0, params.burst)
+            if neg is not None:
+                _negative(v, n, state.count, params.theta_neg, neg)
             v.sub_(n)
             continue
         torch.div(v, th, out=n)
@@ -99,10 +105,34 @@ def _run_dtif(
             n.ge_(1.0)  # clamp(floor(V / theta), 0, 1) == [V / theta >= 1]
         else:
             n.floor_().clamp_(0, params.burst)
+        if neg is not None:
+            _negative(v, n, state.count, params.theta_neg, neg)
         v.sub_(torch.mul(n, th, out=product))
     if theta is None:
         return state
-    return DTIFState(v=v, theta=theta if static else theta[-1])
+    return DTIFState(v=v, theta=theta if static else theta[-1], count=state.count)
+
+
+def _signed_scratch(v: torch.Tensor, params: IFParams | DTIFParams) -> torch.Tensor | None:
+    """A [B, ...] scratch tensor for the negative spikes of a signed neuron, else None."""
+    return torch.empty_like(v, dtype=torch.bool) if params.signed else None
+
+
+def _negative(
+    v: torch.Tensor,
+    n: torch.Tensor,
+    count: torch.Tensor | None,
+    theta_neg: float,
+    neg: torch.Tensor,
+) -> None:
+    """n -= [V < -theta_neg and N > 0]; N += n: `negative_spikes` of the step functions.
+
+    A positive spike and a negative one never meet: V >= theta > 0 where n > 0.
+    """
+    assert count is not None  # noqa: S101 - the initial state of a signed neuron has one
+    torch.lt(v, -theta_neg, out=neg).logical_and_(count > 0)
+    n.sub_(neg.to(n.dtype))
+    count.add_(n)
 
 
 def run_if_chunk(

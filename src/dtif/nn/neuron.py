@@ -103,5 +103,7 @@ class SpikingNeuron(TimeAware):
         assert ctx.fanout is not None  # noqa: S101 - checked by the caller
         rec = ctx.records.get(self.layer_name)
         if rec is None:
-            rec = ctx.records[self.layer_name] = LayerRecord(graded=is_graded(self.params))
+            rec = ctx.records[self.layer_name] = LayerRecord(
+                graded=is_graded(self.params), signed=self.params.signed
+            )
         run.record(spikes, ctx.fanout[self.layer_name], rec)

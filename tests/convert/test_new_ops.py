@@ -338,3 +338,21 @@ def test_clipped_relu_with_burst_is_refused() -> None:
     with pytest.raises(dtif.ConversionError, match="burst=1"):
         dtif.convert(model, _images(8), neuron=dtif.IF(burst=2))
     dtif.convert(ActNet(nn.ReLU()).eval(), _images(8), neuron=dtif.IF(burst=2))  # no cap: fine
+
+
+def _scalings(gm: torch.fx.GraphModule) -> list[str]:
+    ops = {"mul", "truediv", "div"}
+    return [n.name for n in gm.graph.nodes if str(getattr(n.target, "__name__", n.target)) in ops]
+
+
+def test_scaling_next_to_a_layer_is_folded_into_it() -> None:
+    torch.manual_seed(9)
+    # x / 2 feeds conv1 (folded into it), x * 2 follows the ReLU and feeds conv2 (folded too)
+    model = ScaleNet(SCALES["x * 2"]).eval()
+    snn = assert_matches_ann(model, _images())
+    assert _scalings(snn.ann) == []
+    with torch.no_grad():
+        torch.testing.assert_close(snn.ann(_images(8)), model(_images(8)), rtol=1e-5, atol=1e-5)
+    # a scaling between a ReLU and a mean has no layer next to it: it stays, and converts
+    snn = assert_matches_ann(MeanNet(lambda x: (x * 3).mean((2, 3))).eval(), _images())
+    assert len(_scalings(snn.ann)) == 1

@@ -167,7 +167,16 @@ def _next_layer(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[fx.Node, 
     return (user, flat) if isinstance(layer, LINEAR_MODULES) and _unpadded(layer) else None
 
 
-def _private(
+def module_calls(gm: fx.GraphModule) -> dict[str, int]:
+    """How many call sites each module has."""
+    calls: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
+    return calls
+
+
+def private_module(
     gm: fx.GraphModule, node: fx.Node, modules: dict[str, nn.Module], calls: dict[str, int]
 ) -> nn.Module:
     """The module of `node`, copied first when other call sites share it."""
@@ -196,10 +205,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
             statistics.
     """
     modules = dict(gm.named_modules())
-    calls: dict[str, int] = {}
-    for node in gm.graph.nodes:
-        if node.op == "call_module":
-            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
+    calls = module_calls(gm)
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(modules[str(node.target)], BN_MODULES):
             continue
@@ -217,7 +223,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
             and isinstance(modules[str(prev.target)], LINEAR_MODULES)
         )
         if follows and len(prev.users) == 1:
-            _fold_into(_private(gm, prev, modules, calls), bn)
+            _fold_into(private_module(gm, prev, modules, calls), bn)
             node.replace_all_uses_with(prev)
             gm.graph.erase_node(node)
             continue
@@ -226,7 +232,7 @@ def fold_batchnorm(gm: fx.GraphModule) -> fx.GraphModule:
             not found[1] or modules[str(found[0].target)].weight.shape[1] % bn.num_features == 0
         ):
             nxt, flat = found
-            layer = _private(gm, nxt, modules, calls)
+            layer = private_module(gm, nxt, modules, calls)
             _fold_into_next(layer, bn, flat)
             if isinstance(layer, nn.Linear) and not flat:
                 nxt.meta[BN_BEFORE_LINEAR_META] = str(node.target)

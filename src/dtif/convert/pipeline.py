@@ -1,7 +1,7 @@
 """`convert`: the ordered passes that turn a trained ANN into a spiking network.
 
-prepare (trace -> check_supported -> remove_dropout -> fold_batchnorm -> canonicalize_relu ->
-apply_pool_policy -> use_fast_pools) -> calibrate (collect_scales) -> build (replace_relu,
+prepare (trace -> select_output -> check_supported -> remove_dropout -> fold_batchnorm ->
+fold_constant_scales -> canonicalize_relu -> apply_pool_policy -> use_fast_pools) -> calibrate (collect_scales) -> build (replace_relu,
 max-pool gates, check reshapes, split_static).
 """
 
@@ -14,6 +14,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from dtif.convert.constant_scale import fold_constant_scales
 from dtif.convert.dropout import remove_dropout
 from dtif.convert.fold_bn import BN_BEFORE_LINEAR_META, fold_batchnorm
 from dtif.convert.normalize import (
@@ -78,6 +79,7 @@ def prepare_ann(
     _check_finite(gm)
     gm = remove_dropout(gm)
     gm = fold_batchnorm(gm)
+    gm = fold_constant_scales(gm)
     gm = canonicalize_relu(gm)
     gm = apply_pool_policy(gm, maxpool)
     gm = use_fast_pools(gm)

@@ -288,6 +288,19 @@ def _is_scale(node: fx.Node) -> bool:
     )
 
 
+def is_scale_by(node: fx.Node) -> tuple[fx.Node, float] | None:
+    """(x, c) for x * c, c * x or x / c with x a node and c a number; None otherwise."""
+    if not _is_scale(node) or _scale_offence(node) is not None:
+        return None
+    a, b = _arg(node, 0, "input"), _arg(node, 1, "other")
+    divide = node.target in DIV_FUNCTIONS or node.target in DIV_METHODS
+    if isinstance(a, fx.Node) and _is_number(b) and (b != 0 or not divide):
+        return a, float(b)
+    if not divide and isinstance(b, fx.Node) and _is_number(a):
+        return b, float(a)
+    return None
+
+
 def _scale_offence(node: fx.Node) -> str | None:
     """None for x * c, c * x and x / c with c a constant; else the fix."""
     divide = node.target in DIV_FUNCTIONS or node.target in DIV_METHODS

@@ -62,3 +62,8 @@ NO_NIR_NODE: dict[Any, str] = {
     ),
     **dict.fromkeys((torch.div, torch.divide, torch.true_divide, "div", "divide"), _SCALE),
 }
+
+SIGNED_REFUSAL = (
+    "signed neuron: its negative correction spikes (-1 events) have no NIR primitive; "
+    "convert with signed=False to export"
+)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dtif.export.nir_common import Refusal, load_nir, pair, pool_divisor
+from dtif.export.nir_common import SIGNED_REFUSAL, Refusal, load_nir, pair, pool_divisor
 from dtif.neurons import DTIFParams
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
@@ -185,10 +185,7 @@ def _neuron(site: Site) -> Chain:
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
     params = mod.params
     if params.signed:
-        raise Refusal(
-            "signed neuron: its negative correction spikes (-1 events) have no NIR primitive; "
-            "convert with signed=False to export"
-        )
+        raise Refusal(SIGNED_REFUSAL)
     if isinstance(params, DTIFParams):
         raise Refusal(
             "DTIF neuron: its threshold follows the input current, and NIR has no primitive "

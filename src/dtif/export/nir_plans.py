@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dtif.export.nir_common import NO_NIR_NODE, Refusal, pair
+from dtif.export.nir_common import NO_NIR_NODE, SIGNED_REFUSAL, Refusal, pair
 from dtif.neurons import DTIFParams, IFParams
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
@@ -95,6 +95,8 @@ def _plan_neuron(plan: Plan) -> Plan:
     mod = plan.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
     params = mod.params
+    if params.signed:
+        raise Refusal(SIGNED_REFUSAL)
     if isinstance(params, DTIFParams):
         raise Refusal(
             "DTIF neuron: its threshold follows the input current and NIR has no primitive "

@@ -9,8 +9,13 @@ batch size for every tool, it measures for each model:
                    calibration images (`dtif.calibrate_exit`, target --exit-loss points
                    against the ANN), each image capped at the method's L_1 (--exit-cap);
   spikingjelly     SpikingJelly's ann2snn (`RateCodingRecipe`, IF with soft reset) in its best
-                   mode, max or 99.9% (the one with the lower L_1), at its own L_1, run the
-                   faster of its single-step loop and its multi-step mode.
+                   mode, max or 99.9% (the one with the lower L_1), at its own L_1, run as
+                   the single-step loop of its ann2snn examples (--sj-multi: also its
+                   multi-step mode, the faster kept; on CPU it was 3x slower here).
+
+An auto method (dtif-auto) reuses the per-layer alpha and v0 that its search chose in
+latency.py's run of the same weights (benchmarks/results/latency_<tag>_T128_n2000.json;
+chosen on calibration images), when that file exists; --search runs the search here.
 
 The accuracy curves (to --num-steps) come first, untimed; then each tool's run at its steps is
 timed over the whole test subset, the tools interleaved and repeated (--repeats); the median
@@ -48,6 +53,8 @@ import torch
 
 import dtif
 from dtif.checkpoint import load_checkpoint
+from dtif.convert import convert
+from dtif.convert.options import from_dict
 from dtif.data import calibration_subset, load_dataset, test_subset
 from dtif.methods import METHODS
 
@@ -84,6 +91,22 @@ def sj_curve(nets: Any, xs: list[torch.Tensor], y: torch.Tensor, steps: int) -> 
     return (torch.cat(parts, dim=1) == y[None]).sum(dim=1)  # type: ignore[arg-type]
 
 
+def build(name: str, ann: torch.nn.Module, calib: torch.Tensor, tag: str, args) -> Any:
+    """Method `name`'s network. An auto method reuses the per-layer values its search chose in
+    latency.py's run of the same weights (benchmarks/results, calibration images only), unless
+    --search or no such run: then it searches here."""
+    method = METHODS[name]
+    path = common.latency_json(tag, 128, 2000)
+    if method.auto and not args.search and path.is_file():
+        old = json.loads(path.read_text())
+        entry = old["methods"].get(name)
+        if entry is not None and old["meta"]["run"].get("weights") == common.fingerprint(ann):
+            neuron = from_dict(entry["neuron_used"], "neuron", str(path))
+            print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}")
+            return convert(ann, calib, neuron=neuron, norm=method.norm)
+    return method.build(ann, calib, "error", target_steps=args.target_steps)
+
+
 def measure_model(model_name: str, args: argparse.Namespace, device: torch.device) -> dict:
     tag = common.model_tag("fashion-mnist", model_name, MODELS[model_name])
     ckpt = load_checkpoint(common.CHECKPOINTS / f"{tag}.pt")
@@ -105,7 +128,7 @@ def measure_model(model_name: str, args: argparse.Namespace, device: torch.devic
     # -- accuracy curves (untimed)
     best: dict[str, Any] | None = None
     for name in args.methods.split(","):
-        snn = METHODS[name].build(ann, calib, "error", target_steps=args.target_steps)
+        snn = build(name, ann, calib, tag, args)
         correct = dtif_curve(snn, xs, y, T)
         l1, l01 = (latency(correct, n, ann_correct, d) for d in (1.0, 0.1))
         print(
@@ -159,7 +182,7 @@ def measure_model(model_name: str, args: argparse.Namespace, device: torch.devic
     # -- timing, interleaved
     def sj_runs(steps: int) -> dict[str, Callable[[], object]]:
         assert sj is not None
-        runs = [spikingjelly_side.runners(sj["nets"], xb, steps) for xb in xs]
+        runs = [spikingjelly_side.runners(sj["nets"], xb, steps, args.sj_multi) for xb in xs]
         return {k: (lambda k=k: [r[k]() for r in runs]) for k in runs[0]}
 
     jobs: dict[str, Callable[[], object]] = {}
@@ -267,6 +290,16 @@ def main() -> None:
         choices=["l1", "l01"],
         default="l1",
         help="early exit runs each image at most to the method's L_1 (default) or L_0.1",
+    )
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="run the auto methods' search here instead of reusing latency.py's values",
+    )
+    p.add_argument(
+        "--sj-multi",
+        action="store_true",
+        help="also time SpikingJelly's multi-step mode (the faster of its two runs is kept)",
     )
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)

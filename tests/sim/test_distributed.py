@@ -211,8 +211,8 @@ def _results(path: Path) -> dict[str, Any]:
     """results.json without the wall times of early exit, which differ from run to run."""
     results = json.loads(path.read_text())
     for m in results["methods"].values():
-        m["early_exit"].pop("seconds")
-        m["early_exit"].pop("seconds_fixed_T")
+        for key in ("seconds", "seconds_fixed_T", "seconds_calibration"):
+            m["early_exit"].pop(key)
     return results
 
 

@@ -160,3 +160,14 @@ def test_calibrate_exit_reads_images_only() -> None:
     cal = calibrate_exit(snn, calib, 16)
     assert cal.num_images == 20 and cal.policy.k >= 1
     assert cal.loss <= cal.target_loss or not cal.met
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_early_exit_on_cuda_matches_cpu() -> None:
+    snn, x, steps = _snn(dtif.DTIF(alpha=4.0)), _images(), 16
+    policy = _policy(snn, x, steps)
+    cpu = snn.simulate(x, steps, exit=policy)
+    gpu = snn.to("cuda").simulate(x.cuda(), steps, exit=policy)
+    assert gpu.exit_steps is not None and cpu.exit_steps is not None
+    assert (gpu.exit_steps.cpu() == cpu.exit_steps).float().mean() >= 0.9  # float rounding
+    torch.testing.assert_close(gpu.synops.cpu(), cpu.synops, rtol=0.05, atol=1.0)

@@ -65,9 +65,10 @@ def _early_exit(
     if isinstance(spec, AutoExit):
         cal = calibrate_exit(snn, calib, num_steps, spec.target_loss)
         policy: EarlyExit = dist.broadcast_object(cal.policy)  # rank 0's, on every rank
-        calibration = {**cal.to_dict(), "seconds": time.perf_counter() - start}
+        calibration = cal.to_dict()
     else:
         policy = spec
+    seconds_calibration = time.perf_counter() - start
     start = time.perf_counter()
     ev = evaluate(
         snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce, exit=policy
@@ -77,6 +78,7 @@ def _early_exit(
         **ev.exit_stats(),
         "seconds": seconds,
         "seconds_fixed_T": seconds_fixed,
+        "seconds_calibration": seconds_calibration,
         "policy": policy.to_dict(),
         "calibration": calibration,
         "exit_steps": ev.exit_steps,

@@ -4,7 +4,8 @@ Reads the JSON that `latency.py` wrote for each model (ReLU checkpoint, and the 
 present) and writes, per row `"<model>/<relu|qcfs>"`: the ANN accuracy, the best DTIF method
 (the `dtif*` method with the lowest L_1, then L_0.1), its L_1 and L_0.1, the control (the
 IF method of CONTROLS with the lowest L_1) and its L_1, and the best DTIF's accuracy at
-T = 1, 2, 4, 8. A latency never reached is null.
+T = 1, 2, 4, 8; and the best DTIF's speed-up and energy ratio against `if-max` on the ReLU
+ANN of the same model. A latency never reached is null.
 
     python benchmarks/headline.py                  # the runs of 2,000 test images, T_max = 128
 """
@@ -62,6 +63,26 @@ def headline_row(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def against_if_max(row: dict[str, Any], best: dict[str, Any], relu: dict[str, Any]) -> None:
+    """Add the best DTIF's speed-up and energy ratio against if-max on the ReLU ANN to `row`.
+
+    When if-max never reaches L_1 by T_max, the speed-up is a lower bound (T_max + 1) / L_1 and
+    the energy ratio is null.
+    """
+    ref = relu["methods"].get("if-max")
+    l_best = best["latency"].get("1.0")
+    row["speedup_vs_relu_if_max"] = row["energy_ratio_vs_relu_if_max"] = None
+    row["speedup_vs_relu_if_max_at_least"] = None
+    if ref is None or l_best is None:
+        return
+    l_ref = ref["latency"].get("1.0")
+    if l_ref is None:
+        row["speedup_vs_relu_if_max_at_least"] = (relu["num_steps"] + 1) / l_best
+        return
+    row["speedup_vs_relu_if_max"] = l_ref / l_best
+    row["energy_ratio_vs_relu_if_max"] = best["energy_pj"][l_best - 1] / ref["energy_pj"][l_ref - 1]
+
+
 def latency_files(results: Path, dataset: str, model: str, steps: int, num: int) -> dict[str, Path]:
     """The latency JSON of each ANN kind of `model` present in `results`, by kind."""
     tag = common.model_tag(dataset, model)
@@ -87,8 +108,13 @@ def main() -> None:
     rows = {}
     for model in MODELS:
         files = latency_files(args.results, args.dataset, model, args.num_steps, args.num_test)
+        relu = json.loads(files["relu"].read_text()) if "relu" in files else None
         for kind, path in files.items():
-            rows[f"{model}/{kind}"] = headline_row(json.loads(path.read_text()))
+            results = json.loads(path.read_text())
+            row = headline_row(results)
+            if relu is not None:
+                against_if_max(row, results["methods"][row["best_dtif"]], relu)
+            rows[f"{model}/{kind}"] = row
             print(f"{model}/{kind}: {path.name}")
     if not rows:
         raise SystemExit(f"no latency runs in {args.results}; run benchmarks/latency.py first")

@@ -238,6 +238,7 @@ def main() -> None:
         out_dir,
         resume=args.resume,
         meta=meta,
+        with_reference=args.kind == "relu",  # the QCFS rows compare with the ReLU run's if-max
     )
     elapsed = time.monotonic() - start
     results["meta"]["elapsed_s"] = elapsed

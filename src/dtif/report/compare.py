@@ -178,6 +178,7 @@ def compare_methods(
     distributed: bool = False,
     early_exit: ExitSpec | None = None,
     exit_methods: Collection[str] | None = None,
+    with_reference: bool = True,
 ) -> dict[str, Any]:
     """Convert `model` with each method, evaluate on `test_loader`, and write the results.
 
@@ -203,6 +204,8 @@ def compare_methods(
             then has an `early_exit` block (accuracy, mean/median/p95 exit step, SOPs and
             energy per image at exit, its wall time and the fixed-T run's, the policy).
         exit_methods: the methods early exit applies to (default: all).
+        with_reference: run if-max (the reference of the speed-up and energy ratio) when
+            `methods` lacks it; False leaves those columns empty.
 
     Returns:
         The results dict (the shape of results.json), on every rank.
@@ -215,7 +218,7 @@ def compare_methods(
     meta = dict(meta or {})
     meta.setdefault("run", {"num_steps": num_steps, "num_test": num_test})
     meta["energy"] = {"e_ac_pj": energy.e_ac_pj, "e_mac_pj": energy.e_mac_pj}
-    if all(m.name != REFERENCE for m in methods):
+    if with_reference and all(m.name != REFERENCE for m in methods):
         methods = [METHODS[REFERENCE], *methods]
     entries: dict[str, dict[str, Any]] = {}
     reused: list[str] = []

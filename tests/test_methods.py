@@ -95,3 +95,13 @@ def test_alpha_grid_in_a_spec_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({**spec, "alpha_grid": "big"}))
     with pytest.raises(InputError, match="alpha_grid"):
         get_method(str(path))
+
+
+@pytest.mark.parametrize("name", ["dtif-signed", "if-p99.9-v0.5-signed"])
+def test_fixed_signed_methods_build_and_run(name: str) -> None:
+    x = calibration_images()
+    snn = METHODS[name].build(calibration_net(), x, "error", target_steps=2)
+    assert all(m.params.signed for m in snn.neurons())
+    res = snn.simulate(x[:8], 12)
+    assert torch.isfinite(res.outputs).all()
+    assert float(res.synops[-1]) > 0

@@ -85,7 +85,7 @@ DTIF_ALPHA = 8.0
 _P999 = PercentileNorm(99.9)
 # The negative firing level of the signed methods, chosen on held-out training images
 # (docs/dtif.md, "Signed correction spikes").
-SIGNED_THETA_NEG = 0.5
+SIGNED_THETA_NEG = 0.25
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -184,6 +184,18 @@ METHODS: dict[str, Method] = {
             "control for dtif-auto-signed: IF with the same signed spikes, per-layer v0 searched",
             auto=True,
             alpha_grid=(0.0,),
+        ),
+        Method(
+            "dtif-signed",
+            DTIFParams(alpha=4.0, v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "DTIF alpha 4, v0 0.5, signed correction spikes, p99.9 norm (no search)",
+        ),
+        Method(
+            "if-p99.9-v0.5-signed",
+            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "control for dtif-signed: IF, p99.9 norm, v0 0.5, signed correction spikes",
         ),
     ]
 }

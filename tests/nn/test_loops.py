@@ -64,6 +64,7 @@ def test_chunks_of_the_module_match_the_step_function(name: str, channelwise: bo
     view = scale.view(1, -1, 1, 1) if channelwise else scale
     counts_ref, out_ref = reference(params, x / view, view)
     fanout = torch.ones(1, *shape)
+    fanout[0, 0, 0, 0] = 3.0
     neuron = SpikingNeuron(params, scale, "layer")
     ctx = RunContext(batch_size=batch, fanout={"layer": fanout})
     outs = []
@@ -74,8 +75,12 @@ def test_chunks_of_the_module_match_the_step_function(name: str, channelwise: bo
             outs.append(y.view(t1 - t0, batch, *shape).clone())
     assert torch.equal(torch.cat(outs), out_ref)
     rec: LayerRecord = ctx.records["layer"]
-    # a negative spike is one event: the record counts |n|
+    # a negative spike is one event: the record counts |n|, and so do the SOPs (fan-out 1
+    # here, 3 on one neuron)
     assert torch.equal(torch.cat(rec.spikes), counts_ref.abs().sum(dim=(1, 2, 3, 4)))
+    events = counts_ref.abs().double()
+    expected_sops = events.sum(dim=(1, 2, 3, 4)) + 2 * events[:, :, 0, 0, 0].sum(dim=1)
+    assert torch.equal(torch.cat(rec.synops), expected_sops)
     if getattr(params, "signed", False):
         assert (counts_ref < 0).any()
 

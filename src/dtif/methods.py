@@ -197,6 +197,12 @@ METHODS: dict[str, Method] = {
             _P999,
             "control for dtif-signed: IF, p99.9 norm, v0 0.5, signed correction spikes",
         ),
+        Method(
+            "if-qcfs-signed",
+            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "if-qcfs with signed correction spikes (QCFS checkpoints only)",
+        ),
     ]
 }
 

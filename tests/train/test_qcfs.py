@@ -105,12 +105,14 @@ def test_compare_runs_on_a_qcfs_checkpoint(
 ) -> None:
     res = run_dtif(
         "compare", *workload(qcfs_run / "checkpoint.pt", fashion_dir, num_steps=8),
-        "--methods", "if-qcfs,if-max,dtif", "--out", tmp_path / "cmp",
+        "--methods", "if-qcfs,if-qcfs-signed,if-max,dtif", "--out", tmp_path / "cmp",
     )  # fmt: skip
     assert res.code == 0, res.err
     results = json.loads((tmp_path / "cmp" / "results.json").read_text())
-    assert set(results["methods"]) == {"if-qcfs", "if-max", "dtif"}
+    assert set(results["methods"]) == {"if-qcfs", "if-qcfs-signed", "if-max", "dtif"}
     assert results["methods"]["if-qcfs"]["method"]["norm"]["type"] == "TrainedScale"
+    signed = results["methods"]["if-qcfs-signed"]["method"]
+    assert signed["norm"]["type"] == "TrainedScale" and signed["neuron"]["signed"] is True
 
 
 def test_if_qcfs_on_a_relu_checkpoint_is_a_clean_error(

@@ -102,7 +102,7 @@ def build(name: str, ann: torch.nn.Module, calib: torch.Tensor, tag: str, args) 
         entry = old["methods"].get(name)
         if entry is not None and old["meta"]["run"].get("weights") == common.fingerprint(ann):
             neuron = from_dict(entry["neuron_used"], "neuron", str(path))
-            print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}")
+            print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}", flush=True)
             return convert(ann, calib, neuron=neuron, norm=method.norm)
     return method.build(ann, calib, "error", target_steps=args.target_steps)
 
@@ -310,6 +310,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     dtif.keep_freed_memory()
     common.set_threads(args.threads)
     device = torch.device(args.device)

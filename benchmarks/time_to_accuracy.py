@@ -100,7 +100,8 @@ def build(name: str, ann: torch.nn.Module, calib: torch.Tensor, tag: str, args) 
     if method.auto and not args.search and path.is_file():
         old = json.loads(path.read_text())
         entry = old["methods"].get(name)
-        if entry is not None and old["meta"]["run"].get("weights") == common.fingerprint(ann):
+        weights = old["meta"]["run"].get("weights")  # older files have none: shipped weights
+        if entry is not None and weights in (None, common.fingerprint(ann)):
             neuron = from_dict(entry["neuron_used"], "neuron", str(path))
             print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}", flush=True)
             return convert(ann, calib, neuron=neuron, norm=method.norm)

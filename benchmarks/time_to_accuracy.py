@@ -45,6 +45,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import common
@@ -310,12 +311,14 @@ def main() -> None:
     )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=OUT, help="the JSON file (default %(default)s)")
     args = p.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     dtif.keep_freed_memory()
     common.set_threads(args.threads)
     device = torch.device(args.device)
-    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    out = args.out
+    previous = json.loads(out.read_text()) if out.is_file() else {}
     results: dict[str, Any] = {k: v for k, v in previous.items() if k in MODELS}
     for name in args.models.split(","):
         start = time.monotonic()
@@ -331,9 +334,9 @@ def main() -> None:
             f"   ratio fixed {r['ratio_fixed']}, with early exit {r['ratio_early_exit']}",
             flush=True,
         )
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1))
-    print(f"wrote {OUT}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def main() -> None:
         r["meta"] = {
             "command": " ".join(["python", *sys.argv]),
             "machine": common.machine_info(device),
-            "settings": vars(args),
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         }
         print(
             f"   ratio fixed {r['ratio_fixed']}, with early exit {r['ratio_early_exit']}",

@@ -45,6 +45,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import common
@@ -100,9 +101,10 @@ def build(name: str, ann: torch.nn.Module, calib: torch.Tensor, tag: str, args) 
     if method.auto and not args.search and path.is_file():
         old = json.loads(path.read_text())
         entry = old["methods"].get(name)
-        if entry is not None and old["meta"]["run"].get("weights") == common.fingerprint(ann):
+        weights = old["meta"]["run"].get("weights")  # older files have none: shipped weights
+        if entry is not None and weights in (None, common.fingerprint(ann)):
             neuron = from_dict(entry["neuron_used"], "neuron", str(path))
-            print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}")
+            print(f"   {name}: per-layer values of {path.name}: {entry['neuron_used']}", flush=True)
             return convert(ann, calib, neuron=neuron, norm=method.norm)
     return method.build(ann, calib, "error", target_steps=args.target_steps)
 
@@ -248,7 +250,7 @@ def measure_model(model_name: str, args: argparse.Namespace, device: torch.devic
     d01, s01 = dtif_entry("l01", 0.1), sj_entry(0.1, "l01")
     exit_entry = None
     if ee is not None and best is not None:
-        within = 100 * (ann_correct / n - ee["accuracy"]) <= 1.0
+        within = 100 * (ann_correct / n - ee["accuracy"]) <= 1.0 + 1e-9  # float rounding
         exit_entry = {
             "method": best["name"],
             "steps": ee["mean_step"],
@@ -309,11 +311,14 @@ def main() -> None:
     )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=OUT, help="the JSON file (default %(default)s)")
     args = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     dtif.keep_freed_memory()
     common.set_threads(args.threads)
     device = torch.device(args.device)
-    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    out = args.out
+    previous = json.loads(out.read_text()) if out.is_file() else {}
     results: dict[str, Any] = {k: v for k, v in previous.items() if k in MODELS}
     for name in args.models.split(","):
         start = time.monotonic()
@@ -323,15 +328,15 @@ def main() -> None:
         r["meta"] = {
             "command": " ".join(["python", *sys.argv]),
             "machine": common.machine_info(device),
-            "settings": vars(args),
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         }
         print(
             f"   ratio fixed {r['ratio_fixed']}, with early exit {r['ratio_early_exit']}",
             flush=True,
         )
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1))
-    print(f"wrote {OUT}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,16 @@ from typing import Any
 import common
 
 MODELS = ("cnn", "vgg16", "resnet20")
-#: The IF methods that may serve as control; the strongest present (lowest L_1) is chosen.
-CONTROLS = ("if-auto", "if-p99.9-v0.5", "if-qcfs")
+#: The IF methods that may serve as control; the strongest present (lowest L_1) is chosen. The
+#: signed forms count too: a DTIF with signed spikes is compared with IF that has them.
+CONTROLS = (
+    "if-auto",
+    "if-p99.9-v0.5",
+    "if-qcfs",
+    "if-auto-signed",
+    "if-p99.9-v0.5-signed",
+    "if-qcfs-signed",
+)
 STEPS_SHOWN = (1, 2, 4, 8)
 
 

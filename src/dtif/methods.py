@@ -203,6 +203,21 @@ METHODS: dict[str, Method] = {
             TrainedScale(),
             "if-qcfs with signed correction spikes (QCFS checkpoints only)",
         ),
+        Method(
+            "dtif-auto-qcfs-signed",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "dtif-auto-qcfs with signed correction spikes (QCFS checkpoints only)",
+            auto=True,
+        ),
+        Method(
+            "if-auto-qcfs-signed",
+            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "control for dtif-auto-qcfs-signed: the same search with alpha fixed at 0 (IF)",
+            auto=True,
+            alpha_grid=(0.0,),
+        ),
     ]
 }
 

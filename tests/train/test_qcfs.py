@@ -105,14 +105,21 @@ def test_compare_runs_on_a_qcfs_checkpoint(
 ) -> None:
     res = run_dtif(
         "compare", *workload(qcfs_run / "checkpoint.pt", fashion_dir, num_steps=8),
-        "--methods", "if-qcfs,if-qcfs-signed,if-max,dtif", "--out", tmp_path / "cmp",
+        "--methods", "if-qcfs,if-qcfs-signed,dtif-auto-qcfs-signed,if-auto-qcfs-signed,if-max,dtif",
+        "--out", tmp_path / "cmp",
     )  # fmt: skip
     assert res.code == 0, res.err
     results = json.loads((tmp_path / "cmp" / "results.json").read_text())
-    assert set(results["methods"]) == {"if-qcfs", "if-qcfs-signed", "if-max", "dtif"}
-    assert results["methods"]["if-qcfs"]["method"]["norm"]["type"] == "TrainedScale"
-    signed = results["methods"]["if-qcfs-signed"]["method"]
-    assert signed["norm"]["type"] == "TrainedScale" and signed["neuron"]["signed"] is True
+    methods = results["methods"]
+    assert set(methods) == {
+        "if-qcfs", "if-qcfs-signed", "dtif-auto-qcfs-signed", "if-auto-qcfs-signed", "if-max", "dtif"
+    }  # fmt: skip
+    assert methods["if-qcfs"]["method"]["norm"]["type"] == "TrainedScale"
+    for name in ("if-qcfs-signed", "dtif-auto-qcfs-signed", "if-auto-qcfs-signed"):
+        method, used = methods[name]["method"], methods[name].get("neuron_used", {})
+        assert method["norm"]["type"] == "TrainedScale" and method["neuron"]["signed"] is True
+        assert used.get("signed", True) is True
+    assert set(methods["if-auto-qcfs-signed"]["neuron_used"]["alpha"]) == {0.0}
 
 
 def test_if_qcfs_on_a_relu_checkpoint_is_a_clean_error(

@@ -55,3 +55,21 @@ def test_signed_if_is_a_control_and_ratios_use_the_relu_if_max(tmp_path):
     qcfs = rows["cnn/qcfs"]
     assert (qcfs["best_dtif"], qcfs["L_1"], qcfs["control"]) == ("dtif-auto-qcfs", None, "if-qcfs")
     assert qcfs["speedup_vs_relu_if_max"] is None
+
+
+def test_a_run_without_dtif_still_gives_its_control(tmp_path):
+    _write(tmp_path / "latency_fashion-mnist-resnet20-w1_T8_n10.json", {"if-auto": _method(6)})
+    out = tmp_path / "headline.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--num-steps", "8", "--num-test", "10"]
+        + ["--results", str(tmp_path), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    row = json.loads(out.read_text())["resnet20/relu"]
+    assert (row["best_dtif"], row["L_1"], row["accuracy_at_T"]) == (None, None, {})
+    assert (row["control"], row["control_L_1"], row["speedup_vs_relu_if_max"]) == (
+        "if-auto",
+        6,
+        None,
+    )

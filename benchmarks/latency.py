@@ -12,7 +12,7 @@ docs: to update a table there, copy the plots to docs/img/ by hand.
     python benchmarks/latency.py --model resnet20
     python benchmarks/latency.py --model vgg16 --width 0.25
     python benchmarks/latency.py --model cnn --full           # 10k test images, T_max = 256
-    python benchmarks/latency.py --model cnn --kind qcfs      # the QCFS checkpoint, + if-qcfs
+    python benchmarks/latency.py --model cnn --kind qcfs      # the QCFS checkpoint
     python benchmarks/latency.py --model cnn --kind qcfs --levels 4 --heldout 1000 --num-steps 64
                                           # choose on 1,000 held-out training images, not test
 
@@ -49,9 +49,19 @@ from dtif.train import TrainConfig, train
 ROOT = common.ROOT
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
-# On a QCFS checkpoint, also the trained-scale methods.
-QCFS_HEADLINE = (*HEADLINE, "if-qcfs", "dtif-auto-qcfs")
-ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE)])
+# The post-training methods with signed correction spikes, run by default after the headline.
+SIGNED = ("if-p99.9-v0.5-signed", "if-auto-signed", "dtif-auto-signed")
+# On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
+# QCFS rows are compared with the ReLU run's if-max).
+QCFS_HEADLINE = (
+    "if-qcfs",
+    "dtif-auto-qcfs",
+    "if-qcfs-signed",
+    "if-p99.9-v0.5",
+    "dtif-auto-qcfs-signed",
+    "if-auto-qcfs-signed",
+)
+ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE and "qcfs" not in m)])
 PLOTS = ("accuracy_vs_steps.png", "accuracy_vs_energy.png")
 
 
@@ -90,7 +100,7 @@ def main() -> None:
         "--methods",
         default=None,
         help="comma-separated method names, or 'all' for the ablations too "
-        f"(default: {','.join(HEADLINE)}; with --kind qcfs also if-qcfs,dtif-auto-qcfs)",
+        f"(default: {','.join(HEADLINE + SIGNED)}; with --kind qcfs: {','.join(QCFS_HEADLINE)})",
     )
     p.add_argument(
         "--kind",
@@ -226,13 +236,13 @@ def main() -> None:
     }
     images = "held-out training" if args.heldout else "test"
     print(f"== compare on {n} {images} images of {info.name}, T_max = {steps}")
-    default_methods = QCFS_HEADLINE if args.kind == "qcfs" else HEADLINE
+    default_methods = QCFS_HEADLINE if args.kind == "qcfs" else HEADLINE + SIGNED
     methods = args.methods or ",".join(default_methods)
     results = compare_methods(
         model,
         calib,
         loader,
-        parse_methods(ALL_METHODS if methods == "all" else methods),
+        parse_methods(ALL_METHODS if methods == "all" else methods),  # "all": ReLU methods
         steps,
         n,
         out_dir,

@@ -77,6 +77,10 @@ def main() -> None:
             print(f"{layer:22}" + "".join(f"{per_t[t]:8.3f}" for t in at))
     out = common.RESULTS / f"layer_errors_{tag}_T{args.num_steps}.json"
     meta = {"run": str(run.relative_to(ROOT)), "images": args.images, "split": "train"}
+    if out.exists():  # keep the other methods measured on the same run and images
+        before = json.loads(out.read_text())
+        if before.get("meta") == meta:
+            table = {**before["methods"], **table}
     out.write_text(json.dumps({"meta": meta, "methods": table}, indent=1))
     print(f"\nwrote {out}")
 

@@ -1,4 +1,4 @@
-"""Simulation speed and memory: dtif against the dense limit and SpikingJelly (issue 5).
+"""Simulation speed and memory: dtif against the dense limit and SpikingJelly.
 
 For each model and number of steps T, one process times, interleaved and repeated:
 

@@ -22,6 +22,17 @@ def _write(path, methods, steps=8):
     path.write_text(json.dumps(run))
 
 
+def _headline(results):
+    out = results / "headline.json"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--num-steps", "8", "--num-test", "10"]
+        + ["--results", str(results), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return json.loads(out.read_text())
+
+
 def test_signed_if_is_a_control_and_ratios_use_the_relu_if_max(tmp_path):
     tag = "fashion-mnist-cnn-w1"
     _write(
@@ -38,14 +49,7 @@ def test_signed_if_is_a_control_and_ratios_use_the_relu_if_max(tmp_path):
         tmp_path / f"latency_{tag}-qcfs8_T8_n10.json",
         {"if-qcfs": _method(4), "dtif-auto-qcfs": _method(None)},
     )
-    out = tmp_path / "headline.json"
-    subprocess.run(
-        [sys.executable, str(SCRIPT), "--num-steps", "8", "--num-test", "10"]
-        + ["--results", str(tmp_path), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    rows = json.loads(out.read_text())
+    rows = _headline(tmp_path)
     relu = rows["cnn/relu"]
     assert (relu["best_dtif"], relu["L_1"], relu["L_0.1"]) == ("dtif-auto-signed", 2, 4)
     assert (relu["control"], relu["control_L_1"]) == ("if-auto-signed", 3)
@@ -59,14 +63,7 @@ def test_signed_if_is_a_control_and_ratios_use_the_relu_if_max(tmp_path):
 
 def test_a_run_without_dtif_still_gives_its_control(tmp_path):
     _write(tmp_path / "latency_fashion-mnist-resnet20-w1_T8_n10.json", {"if-auto": _method(6)})
-    out = tmp_path / "headline.json"
-    subprocess.run(
-        [sys.executable, str(SCRIPT), "--num-steps", "8", "--num-test", "10"]
-        + ["--results", str(tmp_path), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    row = json.loads(out.read_text())["resnet20/relu"]
+    row = _headline(tmp_path)["resnet20/relu"]
     assert (row["best_dtif"], row["L_1"], row["accuracy_at_T"]) == (None, None, {})
     assert (row["control"], row["control_L_1"], row["speedup_vs_relu_if_max"]) == (
         "if-auto",

@@ -13,27 +13,12 @@ from torch import nn
 import dtif
 from dtif.errors import UnsupportedOpsError
 from dtif.export import export_nir, import_nir
+from tests.helpers.nir_nets import PoolCNN
 
 nir = pytest.importorskip("nir")
 
 NUM_STEPS = 24
 ZERO_RESET = dtif.IF(reset="zero")
-
-
-class SmallCNN(nn.Module):
-    """conv-relu-avgpool-conv-relu-flatten-linear on 1x8x8."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
-        self.pool = nn.AvgPool2d(2)
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1, bias=False)
-        self.fc = nn.Linear(6 * 4 * 4, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = torch.relu(self.conv2(x))
-        return self.fc(x.flatten(1))
 
 
 class SmallResNet(nn.Module):
@@ -86,7 +71,7 @@ def _assert_same(a: dtif.SpikingNetwork, b: dtif.SpikingNetwork, x: torch.Tensor
 
 
 def test_cnn_round_trip(tmp_path: Path) -> None:
-    snn, x = _convert(SmallCNN(), (1, 8, 8), neuron=ZERO_RESET)
+    snn, x = _convert(PoolCNN(), (1, 8, 8), neuron=ZERO_RESET)
     graph = export_nir(snn, portable=False)
     kinds = {type(n).__name__ for n in graph.nodes.values()}
     assert {"Input", "Conv2d", "IF", "Scale", "SumPool2d", "Flatten", "Affine", "Output"} <= kinds
@@ -107,7 +92,7 @@ def test_residual_round_trip_channelwise(tmp_path: Path) -> None:
 
 
 def test_if_threshold_encoding() -> None:
-    snn, _ = _convert(SmallCNN(), (1, 8, 8), neuron=ZERO_RESET)
+    snn, _ = _convert(PoolCNN(), (1, 8, 8), neuron=ZERO_RESET)
     graph = export_nir(snn, portable=False)
     neuron = next(n for n in graph.nodes.values() if isinstance(n, nir.IF))
     name = next(k for k, n in graph.nodes.items() if n is neuron)
@@ -136,7 +121,7 @@ def test_plain_nir_if_imports() -> None:
 
 
 def test_default_subtract_reset_refused() -> None:
-    snn, _ = _convert(SmallCNN(), (1, 8, 8))
+    snn, _ = _convert(PoolCNN(), (1, 8, 8))
     with pytest.raises(UnsupportedOpsError) as err:
         export_nir(snn, portable=False)
     msg = str(err.value)
@@ -170,7 +155,7 @@ def test_dtif_and_maxpool_gate_refused_naming_each() -> None:
     ids=["IF", "DTIF"],
 )
 def test_signed_neurons_refused(neuron: object) -> None:
-    snn, _ = _convert(SmallCNN(), (1, 8, 8), neuron=neuron)
+    snn, _ = _convert(PoolCNN(), (1, 8, 8), neuron=neuron)
     with pytest.raises(UnsupportedOpsError, match="signed neuron: its negative correction"):
         export_nir(snn)
 

@@ -186,6 +186,30 @@ class CalibrationData:
         return next(iter(self))
 
 
+def observe(
+    model: nn.Module, batches: Iterable[torch.Tensor], observers: Iterable[Observer], passes: int
+) -> None:
+    """Run every batch through `model` `passes` times, telling each observer the pass index.
+
+    Raises:
+        CalibrationError: a batch does not fit the model.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    observers = list(observers)
+    with torch.inference_mode():
+        for pass_index in range(passes):
+            for obs in observers:
+                obs.pass_index = pass_index
+            for i, b in enumerate(batches):
+                try:
+                    model(b.to(device))
+                except RuntimeError as err:
+                    raise CalibrationError(
+                        f"calibration batch {i} of shape {tuple(b.shape)} and dtype {b.dtype} "
+                        f"does not fit the model: {err}"
+                    ) from err
+
+
 def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) -> list[torch.Tensor]:
     """Run calibration batches through a copy of `ann` and return lambda for each ReLU site.
 
@@ -207,20 +231,7 @@ def collect_scales(ann: fx.GraphModule, batches: CalibrationData, norm: Norm) ->
     if isinstance(norm, TrainedScale):
         return trained_scales(ann)
     gm, observers = tap_relu_sites(ann, lambda: Observer(norm.channelwise), "observer")
-    device = next((p.device for p in ann.parameters()), torch.device("cpu"))
-    passes = 2 if isinstance(norm, PercentileNorm) else 1
-    with torch.inference_mode():
-        for pass_index in range(passes):
-            for obs in observers:
-                obs.pass_index = pass_index
-            for i, b in enumerate(batches):
-                try:
-                    gm(b.to(device))
-                except RuntimeError as err:
-                    raise CalibrationError(
-                        f"calibration batch {i} of shape {tuple(b.shape)} and dtype {b.dtype} "
-                        f"does not fit the model: {err}"
-                    ) from err
+    observe(gm, batches, observers, passes=2 if isinstance(norm, PercentileNorm) else 1)
     scales = []
     caps = [node.meta.get(RELU_CAP_META) for node in relu_sites(ann)]
     for obs, cap in zip(observers, caps, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dtif.neurons import DTIFParams, IFParams, NeuronParams
 
 NIR_MISSING = "NIR export needs the `nir` package: pip install 'dtif[nir]'"
 RTOL = 1e-6  # tolerance when matching a Scale node to the pattern that dtif writes
@@ -31,6 +34,40 @@ def load_nir() -> Any:
 
 class Refusal(Exception):
     """A node that cannot be translated; the message says why."""
+
+
+def check_nir_if(params: NeuronParams) -> None:
+    """Raise Refusal unless `params` is an IF neuron that `nir.IF` expresses exactly.
+
+    Both encodings write IF as `nir.IF` (reset to zero, one spike a step, potential 0 at start).
+    """
+    if params.signed:
+        raise Refusal(SIGNED_REFUSAL)
+    if isinstance(params, DTIFParams):
+        raise Refusal(
+            "DTIF neuron: its threshold follows the input current, and NIR has no primitive "
+            "for it (a fixed-threshold nir.IF would change the dynamics). Convert with "
+            "neuron=dtif.IF(reset='zero') to export"
+        )
+    if not isinstance(params, IFParams):
+        raise Refusal(f"{type(params).__name__}: readers run only nir.IF")
+    problems = []
+    if params.reset != "zero":
+        problems.append(
+            f"reset={params.reset!r}: NIR's IF resets to v_reset=0 instead of subtracting the "
+            "threshold; convert with dtif.IF(reset='zero')"
+        )
+    if params.burst != 1:
+        problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
+    if params.v0 != 0.0:
+        problems.append(f"v0={params.v0}: NIR's IF starts at potential 0; use v0=0")
+    default = IFParams()
+    for f in dataclasses.fields(params):  # fields that later versions add
+        value = getattr(params, f.name)
+        if f.name not in ("reset", "burst", "v0") and value != getattr(default, f.name):
+            problems.append(f"{f.name}={value!r}: not expressible as a nir.IF")
+    if problems:
+        raise Refusal("IF neuron with " + "; ".join(problems))
 
 
 def pair(v: int | tuple[int, ...]) -> tuple[int, int]:

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dtif.export.nir_common import SIGNED_REFUSAL, Refusal, load_nir, pair, pool_divisor
-from dtif.neurons import DTIFParams
+from dtif.export.nir_common import Refusal, check_nir_if, load_nir, pair, pool_divisor
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
 from dtif.nn.pooling import AvgPool2x2
@@ -183,27 +182,7 @@ def _add(site: Site) -> Chain:
 def _neuron(site: Site) -> Chain:
     mod = site.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
-    params = mod.params
-    if params.signed:
-        raise Refusal(SIGNED_REFUSAL)
-    if isinstance(params, DTIFParams):
-        raise Refusal(
-            "DTIF neuron: its threshold follows the input current, and NIR has no primitive "
-            "for it (a fixed-threshold nir.IF would change the dynamics). Convert with "
-            "neuron=dtif.IF(reset='zero') to export"
-        )
-    problems = []
-    if params.reset != "zero":
-        problems.append(
-            f"reset={params.reset!r}: NIR's IF resets to v_reset instead of subtracting the "
-            "threshold; convert with dtif.IF(reset='zero')"
-        )
-    if params.burst != 1:
-        problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
-    if params.v0 != 0.0:
-        problems.append(f"v0={params.v0}: NIR has no initial membrane potential")
-    if problems:
-        raise Refusal("IF neuron with " + "; ".join(problems))
+    check_nir_if(mod.params)
     shape = site.out_shape
     lam = mod.scale.detach().cpu().float()
     if lam.ndim == 1:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dtif.export.nir_common import NO_NIR_NODE, SIGNED_REFUSAL, Refusal, pair
-from dtif.neurons import DTIFParams, IFParams
+from dtif.export.nir_common import NO_NIR_NODE, Refusal, check_nir_if, pair
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
 from dtif.nn.scale import Scale
@@ -94,33 +93,7 @@ def _plan_adaptive(plan: Plan) -> Plan:
 def _plan_neuron(plan: Plan) -> Plan:
     mod = plan.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
-    params = mod.params
-    if params.signed:
-        raise Refusal(SIGNED_REFUSAL)
-    if isinstance(params, DTIFParams):
-        raise Refusal(
-            "DTIF neuron: its threshold follows the input current and NIR has no primitive "
-            "for it. Convert with neuron=dtif.IF(reset='zero') to export"
-        )
-    if not isinstance(params, IFParams):
-        raise Refusal(f"{type(params).__name__}: readers run only nir.IF")
-    problems = []
-    if params.reset != "zero":
-        problems.append(
-            f"reset={params.reset!r}: readers reset to v_reset=0 instead of subtracting the "
-            "threshold; convert with dtif.IF(reset='zero')"
-        )
-    if params.burst != 1:
-        problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
-    if params.v0 != 0.0:
-        problems.append(f"v0={params.v0}: NIR's IF starts at potential 0; use v0=0")
-    default = IFParams()
-    for f in dataclasses.fields(params):  # fields that later versions add
-        value = getattr(params, f.name)
-        if f.name not in ("reset", "burst", "v0") and value != getattr(default, f.name):
-            problems.append(f"{f.name}={value!r}: not expressible as a nir.IF")
-    if problems:
-        raise Refusal("IF neuron with " + "; ".join(problems))
+    check_nir_if(mod.params)
     return dataclasses.replace(plan, kind="neuron")
 
 

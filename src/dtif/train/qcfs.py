@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from dtif.checkpoint import load_checkpoint
-from dtif.convert.normalize import CalibrationData, Observer
-from dtif.errors import CalibrationError, InputError
+from dtif.convert.normalize import CalibrationData, Observer, observe
+from dtif.errors import InputError
 from dtif.models import ModelSpec
 from dtif.models.qcfs import check_levels, swap_relu
 
@@ -45,22 +45,10 @@ def relu_percentiles(model: nn.Module, calib: object, p: float) -> dict[str, flo
         m.register_forward_hook(lambda mod, _inp, out: observers[id(mod)](out))
         for m in {id(m): m for _, m in relus}.values()
     ]
-    device = next((q.device for q in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            for pass_index in range(2):
-                for obs in observers.values():
-                    obs.pass_index = pass_index
-                for i, batch in enumerate(data):
-                    try:
-                        model(batch.to(device))
-                    except RuntimeError as err:
-                        raise CalibrationError(
-                            f"calibration batch {i} of shape {tuple(batch.shape)} does not fit "
-                            f"the model: {err}"
-                        ) from err
+        observe(model, data, observers.values(), passes=2)
     finally:
         for h in hooks:
             h.remove()

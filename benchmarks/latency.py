@@ -87,6 +87,20 @@ def publish(run_dir: Path, dest: Path) -> None:
     print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
 
 
+def seed_from_published(published: Path, out_dir: Path) -> None:
+    """With --resume and no run folder yet (a fresh clone), start from the published JSON.
+
+    compare_methods reuses a method only when the run settings (weights included) and the
+    method's settings match, so a stale file is ignored there, not trusted here.
+    """
+    results = out_dir / "results.json"
+    if results.exists() or not published.is_file():
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(published, results)
+    print(f"== --resume: no run in {out_dir}; starting from {published}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -128,7 +142,11 @@ def main() -> None:
     p.add_argument("--calib-size", type=int, default=1000)
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench")
-    p.add_argument("--resume", action="store_true", help="reuse methods already measured")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse methods already measured (in --runs, else in the published JSON)",
+    )
     p.add_argument(
         "--retrain",
         action="store_true",
@@ -236,6 +254,11 @@ def main() -> None:
     }
     images = "held-out training" if args.heldout else "test"
     print(f"== compare on {n} {images} images of {info.name}, T_max = {steps}")
+    json_path = common.latency_json(tag, steps, n)
+    if args.heldout:
+        json_path = json_path.with_name(f"latency_{tag}_T{steps}_{split}.json")
+    if args.resume:
+        seed_from_published(json_path, out_dir)
     default_methods = QCFS_HEADLINE if args.kind == "qcfs" else HEADLINE + SIGNED
     methods = args.methods or ",".join(default_methods)
     results = compare_methods(
@@ -262,9 +285,6 @@ def main() -> None:
         f"{', '.join(reused) or 'none'}"
     )
 
-    json_path = common.latency_json(tag, steps, n)
-    if args.heldout:
-        json_path = json_path.with_name(f"latency_{tag}_T{steps}_{split}.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1))
     print(f"wrote {json_path}")

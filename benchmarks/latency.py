@@ -50,7 +50,7 @@ ROOT = common.ROOT
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
 # The post-training methods with signed correction spikes, run by default after the headline.
-SIGNED = ("if-p99.9-v0.5-signed", "if-auto-signed", "dtif-auto-signed")
+SIGNED = ("if-p99.9-v0.5-signed", "if-auto-signed", "dtif-auto-signed", "dtif-auto-signed-switch")
 # On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
 # QCFS rows are compared with the ReLU run's if-max).
 QCFS_HEADLINE = (
@@ -60,6 +60,7 @@ QCFS_HEADLINE = (
     "if-p99.9-v0.5",
     "dtif-auto-qcfs-signed",
     "if-auto-qcfs-signed",
+    "dtif-auto-qcfs-signed-switch",
 )
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE and "qcfs" not in m)])
 PLOTS = ("accuracy_vs_steps.png", "accuracy_vs_energy.png")

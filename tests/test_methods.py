@@ -105,3 +105,21 @@ def test_fixed_signed_methods_build_and_run(name: str) -> None:
     res = snn.simulate(x[:8], 12)
     assert torch.isfinite(res.outputs).all()
     assert float(res.synops[-1]) > 0
+
+
+def test_switch_method_chooses_k_on_calibration_images(tmp_path: Path) -> None:
+    method = METHODS["dtif-auto-signed-switch"]
+    assert "dynamic_steps_grid" not in METHODS["dtif-auto-signed"].to_dict()  # still resumes
+    assert method.to_dict()["dynamic_steps_grid"] == list(method.dynamic_steps_grid)
+    x = calibration_images()
+    snn = method.build(calibration_net(), x, "error", target_steps=2)
+    k = snn.meta["neuron"].dynamic_steps
+    assert k is None or k in method.dynamic_steps_grid
+    assert all(m.params.dynamic_steps == k and m.params.signed for m in snn.neurons())
+    spec = {"neuron": {"type": "DTIF"}, "auto": True, "dynamic_steps_grid": [2, 4]}
+    path = tmp_path / "switch.json"
+    path.write_text(json.dumps(spec))
+    assert get_method(str(path)).dynamic_steps_grid == (2, 4)
+    path.write_text(json.dumps({**spec, "dynamic_steps_grid": [0]}))
+    with pytest.raises(InputError, match="dynamic_steps_grid"):
+        get_method(str(path))

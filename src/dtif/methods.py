@@ -32,6 +32,8 @@ class Method:
         description: one line for `--list-methods`.
         auto: True when DTIF's hyperparameters are calibrated per network (`dtif-auto`).
         alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
+        dynamic_steps_grid: the K that calibration tries after its search, for a threshold
+            that is dynamic for the first K steps only (empty: always dynamic).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Method:
     description: str
     auto: bool = False
     alpha_grid: tuple[float, ...] | None = None
+    dynamic_steps_grid: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -51,6 +54,8 @@ class Method:
         }
         if self.alpha_grid is not None:
             d["alpha_grid"] = list(self.alpha_grid)
+        if self.dynamic_steps_grid:
+            d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
         if self.auto:  # results of an older search do not match, so --resume reruns them
             d["search_start"] = list(START)
         return d
@@ -67,7 +72,9 @@ class Method:
         if not self.auto:
             return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
         base = self.neuron if isinstance(self.neuron, DTIFParams) else None
-        grid = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        grid: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        if self.dynamic_steps_grid:
+            grid["dynamic_steps_grid"] = self.dynamic_steps_grid
         return calibrate_dtif(
             model,
             calib,
@@ -86,6 +93,8 @@ _P999 = PercentileNorm(99.9)
 # The negative firing level of the signed methods, chosen on held-out training images
 # (docs/dtif.md, "Signed correction spikes").
 SIGNED_THETA_NEG = 0.25
+# The K tried by the -switch methods: the threshold dynamic for the first K steps, then 1.
+SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -178,6 +187,15 @@ METHODS: dict[str, Method] = {
             auto=True,
         ),
         Method(
+            "dtif-auto-signed-switch",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto-signed whose threshold is dynamic for the first K steps, then 1 (IF); "
+            "K chosen after the search on the same images",
+            auto=True,
+            dynamic_steps_grid=SWITCH_GRID,
+        ),
+        Method(
             "if-auto-signed",
             DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
             _P999,
@@ -209,6 +227,15 @@ METHODS: dict[str, Method] = {
             TrainedScale(),
             "dtif-auto-qcfs with signed correction spikes (QCFS checkpoints only)",
             auto=True,
+        ),
+        Method(
+            "dtif-auto-qcfs-signed-switch",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "dtif-auto-qcfs-signed with the dynamic threshold for the first K steps only "
+            "(QCFS checkpoints only)",
+            auto=True,
+            dynamic_steps_grid=SWITCH_GRID,
         ),
         Method(
             "if-auto-qcfs-signed",
@@ -274,6 +301,7 @@ def method_from_file(path: Path) -> Method:
         spec.get("description", f"from {path.name}"),
         bool(spec.get("auto", False)),
         _alpha_grid(spec.get("alpha_grid"), str(path)),
+        _dynamic_steps_grid(spec.get("dynamic_steps_grid"), str(path)),
     )
 
 
@@ -287,6 +315,18 @@ def _alpha_grid(value: object, source: str) -> tuple[float, ...] | None:
     ):
         raise InputError(f"{source}: alpha_grid must be a non-empty list of numbers >= 0")
     return tuple(float(v) for v in value)
+
+
+def _dynamic_steps_grid(value: object, source: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise InputError(f"{source}: dynamic_steps_grid must be a non-empty list of integers >= 1")
+    return tuple(value)
 
 
 def get_method(name: str) -> Method:

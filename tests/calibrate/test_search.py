@@ -90,3 +90,17 @@ def test_bad_arguments() -> None:
         calibrate_dtif(calibration_net(), calibration_images(), target_steps=0)
     with pytest.raises(InputError, match="alpha_grid"):
         calibrate_dtif(calibration_net(), calibration_images(), alpha_grid=())
+
+
+def test_dynamic_steps_grid_keeps_the_lowest_loss() -> None:
+    plain = _calibrate(base=DTIFParams(signed=True, theta_neg=0.25))
+    cal = _calibrate(base=DTIFParams(signed=True, theta_neg=0.25), dynamic_steps_grid=(1, 2, 3))
+    assert (cal.alpha, cal.v0) == (plain.alpha, plain.v0)  # the same search first
+    tried = {h["dynamic_steps"]: h["loss"] for h in cal.history if h["layer"] == "*"}
+    assert set(tried) == {None, 1, 2, 3}
+    assert tried[None] == pytest.approx(plain.loss)
+    k = cal.snn.meta["neuron"].dynamic_steps
+    assert cal.loss == tried[k] == min(tried.values())
+    assert all(m.params.dynamic_steps == k for m in cal.snn.neurons())
+    with pytest.raises(InputError, match="dynamic_steps"):
+        _calibrate(dynamic_steps_grid=(0,))

@@ -29,6 +29,10 @@ NEURONS: dict[str, NeuronParams] = {
     "IF signed": dtif.IF(v0=0.5, signed=True, theta_neg=0.25),
     "DTIF binary signed": dtif.DTIF(alpha=4.0, signed=True, theta_neg=0.0),
     "DTIF graded burst signed": dtif.DTIF(alpha=4.0, payload="graded", burst=2, signed=True),
+    # the threshold turns 1 inside a chunk (K = 3), at a chunk's end (K = 5), inside (K = 6)
+    "DTIF binary signed K3": dtif.DTIF(alpha=4.0, signed=True, theta_neg=0.25, dynamic_steps=3),
+    "DTIF graded K5": dtif.DTIF(alpha=4.0, payload="graded", v0=0.5, dynamic_steps=5),
+    "DTIF graded burst K6": dtif.DTIF(alpha=8.0, payload="graded", burst=2, dynamic_steps=6),
 }
 
 
@@ -85,7 +89,17 @@ def test_chunks_of_the_module_match_the_step_function(name: str, channelwise: bo
         assert (counts_ref < 0).any()
 
 
-@pytest.mark.parametrize("name", ["IF", "DTIF graded", "IF signed", "DTIF binary signed"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "IF",
+        "DTIF graded",
+        "IF signed",
+        "DTIF binary signed",
+        "DTIF graded K5",
+        "DTIF binary signed K3",
+    ],
+)
 def test_input_constant_in_time(name: str) -> None:
     # The first spiking layer gets [B, ...] (the static prefix runs once); z is computed once.
     params = NEURONS[name]

@@ -11,6 +11,10 @@ spiking layer while the others stay fixed; ties go to fewer synaptic operations.
 from IF with v0 = 0.5 in every layer (alpha 0 and v0 0.5 are on the grid), so the result's
 loss is at most that baseline's. The network is converted once; candidates only change
 neuron parameters.
+
+With a `dynamic_steps_grid`, the search then tries each K of the grid in every layer at once
+(the threshold dynamic for the first K steps, then 1) against the searched network as it is,
+and keeps the lowest loss.
 """
 
 from __future__ import annotations
@@ -87,6 +91,27 @@ def _better(loss: float, sop: float, best: float, best_sop: float) -> bool:
     return loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop)
 
 
+def _choose_dynamic_steps(
+    neurons: Sequence[SpikingNeuron],
+    grid: Sequence[int],
+    base: DTIFParams,
+    loss: float,
+    trial_all: Any,
+) -> tuple[int | None, float]:
+    """The K of `grid` (or the base's) with the lowest loss, set in every layer."""
+    choice = base.dynamic_steps
+    if not grid:
+        return choice, loss
+    best, best_sop = trial_all(choice)
+    for k in grid:
+        trial = trial_all(k)
+        if _better(*trial, best, best_sop):
+            (best, best_sop), choice = trial, k
+    for m in neurons:
+        m.params = replace(m.params, dynamic_steps=choice)
+    return choice, best
+
+
 def calibrate_dtif(
     model: nn.Module | SpikingNetwork,
     calib: object,
@@ -101,6 +126,7 @@ def calibrate_dtif(
     seed: int = 0,
     progress: bool = False,
     start: tuple[float, float] | None = START,
+    dynamic_steps_grid: Sequence[int] = (),
 ) -> DTIFCalibration:
     """Pick per-layer alpha and v0 of a DTIF network on calibration images.
 
@@ -122,6 +148,8 @@ def calibrate_dtif(
             the IF baseline with half-threshold start); None keeps the network's own values.
             When the start is on the grid, the greedy search can only lower the loss from
             there.
+        dynamic_steps_grid: values of `DTIFParams.dynamic_steps` tried after the search
+            (empty: keep the base's).
 
     Returns:
         The calibrated network, the chosen values, and the search history.
@@ -172,6 +200,13 @@ def calibrate_dtif(
         bar.update(1)
         return loss, sop
 
+    def trial_all(k: int | None) -> tuple[float, float]:
+        for m in neurons:
+            m.params = replace(m.params, dynamic_steps=k)
+        loss, sop = _loss(snn, x, ann_logits, horizon)
+        history.append({"layer": "*", "dynamic_steps": k, "loss": loss, "synops": sop})
+        return loss, sop
+
     for i in range(len(neurons)):
         # best starts at infinity, so the first candidate replaces `choice`: every layer ends
         # on a grid point.
@@ -184,7 +219,8 @@ def calibrate_dtif(
         alphas[i], v0s[i] = choice
     bar.close()
     _set(neurons, alphas, v0s)
-    snn.meta["neuron"] = replace(base, alpha=tuple(alphas), v0=tuple(v0s))
+    steps, best = _choose_dynamic_steps(neurons, dynamic_steps_grid, base, best, trial_all)
+    snn.meta["neuron"] = replace(base, alpha=tuple(alphas), v0=tuple(v0s), dynamic_steps=steps)
     snn.meta["calibration"] = {
         "target_steps": target_steps,
         "num_images": int(x.shape[0]),

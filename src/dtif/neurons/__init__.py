@@ -7,6 +7,7 @@ from dtif.neurons.dt_if_neuron import (
     dtif_payload,
     dtif_step,
     dtif_threshold,
+    is_dynamic,
 )
 from dtif.neurons.if_neuron import IFParams, IFState, if_initial_state, if_step
 
@@ -28,4 +29,5 @@ __all__ = [
     "dtif_threshold",
     "if_initial_state",
     "if_step",
+    "is_dynamic",
 ]

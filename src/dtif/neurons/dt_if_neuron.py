@@ -15,6 +15,8 @@ import torch
 from dtif.errors import InputError
 from dtif.neurons.if_neuron import check_signed, negative_spikes
 
+SWITCH_V0 = 0.5
+"""At the switch of `dynamic_steps`, V moves by SWITCH_V0 - v0: IF with v0 = 0.5 rounds."""
 ThresholdFn = Literal["rational", "exp"]
 Payload = Literal["binary", "graded", "binary-biased"]
 ThetaLevels = Literal["pow2"]
@@ -38,6 +40,9 @@ class DTIFParams:
             spike count is positive; it undoes what a positive spike does (V += 1 when
             binary, V += theta(t) otherwise) and delivers minus the payload.
         theta_neg: the negative firing level, in IF thresholds (>= 0); used when signed.
+        dynamic_steps: None (the threshold is dynamic at every step), or K >= 1: dynamic for
+            the first K steps of a run, then fixed at 1 (IF), which rounds better once the
+            early spikes have carried the first estimate (docs/dtif.md).
     """
 
     alpha: float | tuple[float, ...] = 4.0
@@ -49,9 +54,13 @@ class DTIFParams:
     v0: float | tuple[float, ...] = 0.0
     signed: bool = False
     theta_neg: float = 0.5
+    dynamic_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_signed("DTIF", self.signed, self.theta_neg)
+        k = self.dynamic_steps
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InputError(f"DTIF dynamic_steps must be None or an integer >= 1, got {k!r}")
         for name in ("alpha", "v0"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(float(a) for a in getattr(self, name)))
@@ -102,17 +111,24 @@ class DTIFState:
         v: membrane potential in threshold units.
         theta: the threshold used at the last step.
         count: the net spike count so far of a signed neuron; None when not signed.
+        steps: the steps run so far (for `DTIFParams.dynamic_steps`).
     """
 
     v: torch.Tensor
     theta: torch.Tensor
     count: torch.Tensor | None = None
+    steps: int = 0
 
 
 def dtif_initial_state(z: torch.Tensor, params: DTIFParams) -> DTIFState:
     """Initial state V(0) = v0, theta = 1 (net count 0 when signed), shaped like `z`."""
     count = torch.zeros_like(z) if params.signed else None
     return DTIFState(v=torch.full_like(z, params.v0), theta=torch.ones_like(z), count=count)
+
+
+def is_dynamic(params: DTIFParams, step: int) -> bool:
+    """Whether the threshold is dynamic at `step` (0-based) of a run."""
+    return params.dynamic_steps is None or step < params.dynamic_steps
 
 
 def dtif_threshold(z: torch.Tensor, params: DTIFParams) -> torch.Tensor:
@@ -139,7 +155,7 @@ def dtif_step(
 ) -> tuple[torch.Tensor, DTIFState]:
     """One step of the DTIF neuron.
 
-    V(t) = V(t-1) + z(t);  theta(t) = clip(g(z(t)), theta_min, 1).
+    V(t) = V(t-1) + z(t);  theta(t) = clip(g(z(t)), theta_min, 1) (1 after dynamic_steps).
     - binary:        n = clamp(floor(V - theta) + 1, 0, burst); V -= n;          payload 1
     - graded:        n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload theta
     - binary-biased: n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload 1
@@ -155,7 +171,9 @@ def dtif_step(
         (spikes, new_state): the spike count n(t). What a spike delivers is `dtif_payload`.
     """
     v = state.v + z
-    theta = dtif_threshold(z, params)
+    if state.steps == params.dynamic_steps:  # IF from now on, rounding as IF with v0 = 0.5
+        v = v + (SWITCH_V0 - float(params.v0))  # type: ignore[arg-type]  # resolved per layer
+    theta = dtif_threshold(z, params) if is_dynamic(params, state.steps) else torch.ones_like(z)
     if params.payload == "binary":
         n = torch.clamp(torch.floor(v - theta) + 1.0, 0, params.burst)
     else:
@@ -166,7 +184,7 @@ def dtif_step(
         n = n - negative_spikes(v, count, params.theta_neg, n.dtype)
         count = count + n
     v = v - n if params.payload == "binary" else v - n * theta
-    return n, DTIFState(v=v, theta=theta, count=count)
+    return n, DTIFState(v=v, theta=theta, count=count, steps=state.steps + 1)
 
 
 def dtif_payload(spikes: torch.Tensor, state: DTIFState, params: DTIFParams) -> torch.Tensor:

@@ -20,7 +20,9 @@ from dtif.neurons import (
     IFState,
     dtif_initial_state,
     if_initial_state,
+    is_dynamic,
 )
+from dtif.neurons.dt_if_neuron import SWITCH_V0
 from dtif.nn.buffers import LayerRun, channel_view
 
 
@@ -76,12 +78,14 @@ def _run_dtif(
     spikes: torch.Tensor,
     params: DTIFParams,
     theta: torch.Tensor | None,
+    theta_per_step: bool,
+    start: int = 0,
 ) -> DTIFState:
     """`dtif_step` for every step of one chunk, in place (arguments as `_run_if`).
 
     Args:
-        theta: theta(t) for the chunk ([steps, B, ...], or [B, ...] when static), or None
-            when alpha = 0 (theta = 1 exactly).
+        theta: theta(t) for the chunk ([steps, B, ...] when `theta_per_step`, else [B, ...]),
+            or None when theta = 1 exactly (alpha = 0, or past `dynamic_steps`).
     """
     v = state.v
     binary = params.payload == "binary"
@@ -89,8 +93,10 @@ def _run_dtif(
     neg = _signed_scratch(v, params)
     for t in range(spikes.shape[0]):
         n = spikes[t]
-        th = 1.0 if theta is None else (theta if static else theta[t])
+        th = 1.0 if theta is None else (theta[t] if theta_per_step else theta)
         v.add_(z if static else z[t])  # V(t) = V(t-1) + z(t)
+        if start + t == params.dynamic_steps:
+            v.add_(SWITCH_V0 - float(params.v0))  # type: ignore[arg-type]  # resolved per layer
         if binary:
             if params.burst == 1:
                 torch.ge(v, th, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
@@ -110,7 +116,7 @@ def _run_dtif(
         v.sub_(torch.mul(n, th, out=product))
     if theta is None:
         return state
-    return DTIFState(v=v, theta=theta if static else theta[-1], count=state.count)
+    return DTIFState(v=v, theta=theta[-1] if theta_per_step else theta, count=state.count)
 
 
 def _signed_scratch(v: torch.Tensor, params: IFParams | DTIFParams) -> torch.Tensor | None:
@@ -185,8 +191,16 @@ def run_dtif_chunk(
     else:
         z = torch.div(xt, channel_view(scale, xt.ndim, 2), out=spikes)  # z(t) in n(t)'s slot
     state = state if state is not None else dtif_initial_state(z if static else z[0], params)
-    theta = run.thresholds(z, static, params)  # None: alpha = 0, theta(t) = 1 exactly
-    state = _run_dtif(z, static, state, spikes, params, theta)
+    start, num, k = state.steps, spikes.shape[0], params.dynamic_steps
+    # None: alpha = 0 or past dynamic_steps, theta(t) = 1 exactly
+    theta = run.thresholds(z, static, params) if is_dynamic(params, start) else None
+    per_step = not static
+    if theta is not None and k is not None and start + num > k:  # theta turns 1 in this chunk
+        if static:
+            theta, per_step = theta.expand(num, *theta.shape).clone(), True
+        theta[k - start :] = 1.0
+    state = _run_dtif(z, static, state, spikes, params, theta, per_step, start)
+    state.steps = start + num
     return state, theta if params.payload == "graded" else None
 
 

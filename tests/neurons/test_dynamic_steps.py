@@ -46,3 +46,11 @@ def test_dtif_for_k_steps_then_if(signed: bool) -> None:
 def test_bad_dynamic_steps_is_refused(bad: object) -> None:
     with pytest.raises(InputError, match="dynamic_steps"):
         dtif.DTIF(dynamic_steps=bad)  # type: ignore[arg-type]
+
+
+def test_always_dynamic_dict_is_as_before() -> None:
+    from dtif.convert.options import from_dict, to_dict
+
+    assert "dynamic_steps" not in to_dict(dtif.DTIF())  # published results still resume
+    p = dtif.DTIF(alpha=(1.0, 2.0), dynamic_steps=3)
+    assert to_dict(p)["dynamic_steps"] == 3 and from_dict(to_dict(p), "neuron", "x") == p

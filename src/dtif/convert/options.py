@@ -33,14 +33,17 @@ _TABLES = {"neuron": NEURONS, "norm": NORMS}
 def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
     """`{"type": class name, **fields}` of neuron parameters or a norm.
 
-    A neuron without signed spikes leaves out `signed` and `theta_neg`, so its dict (and the
-    results and files keyed by it) is the same as before signed spikes existed.
+    A neuron without signed spikes leaves out `signed` and `theta_neg`, and one whose
+    threshold is always dynamic leaves out `dynamic_steps`, so its dict (and the results and
+    files keyed by it) is the same as before those options existed.
     """
     if not dataclasses.is_dataclass(options) or isinstance(options, type):
         raise InputError(f"expected neuron parameters or a norm, got {options!r}")
     fields = dataclasses.asdict(options)
     if fields.get("signed") is False:
         del fields["signed"], fields["theta_neg"]
+    if "dynamic_steps" in fields and fields["dynamic_steps"] is None:
+        del fields["dynamic_steps"]
     return {"type": type(options).__name__, **fields}
 
 

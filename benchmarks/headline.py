@@ -30,6 +30,7 @@ CONTROLS = (
     "if-auto-signed",
     "if-p99.9-v0.5-signed",
     "if-qcfs-signed",
+    "if-auto-signed-bias",
 )
 STEPS_SHOWN = (1, 2, 4, 8)
 

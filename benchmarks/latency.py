@@ -50,7 +50,14 @@ ROOT = common.ROOT
 # The headline methods first, so that a long run yields them early; then the ablations.
 HEADLINE = ("if-max", "if-p99.9-v0.5", "dtif", "dtif-auto", "if-auto")
 # The post-training methods with signed correction spikes, run by default after the headline.
-SIGNED = ("if-p99.9-v0.5-signed", "if-auto-signed", "dtif-auto-signed", "dtif-auto-signed-switch")
+SIGNED = (
+    "if-p99.9-v0.5-signed",
+    "if-auto-signed",
+    "dtif-auto-signed",
+    "dtif-auto-signed-switch",
+    "dtif-auto-signed-bias",
+    "if-auto-signed-bias",
+)
 # On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
 # QCFS rows are compared with the ReLU run's if-max).
 QCFS_HEADLINE = (

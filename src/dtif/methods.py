@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dtif.calibrate.bias import calibrate_biases
 from dtif.calibrate.search import START, calibrate_dtif
 from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
 from dtif.convert.options import MaxPoolPolicy, from_dict, to_dict
@@ -43,6 +44,7 @@ class Method:
     auto: bool = False
     alpha_grid: tuple[float, ...] | None = None
     dynamic_steps_grid: tuple[int, ...] = ()
+    bias_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -56,6 +58,8 @@ class Method:
             d["alpha_grid"] = list(self.alpha_grid)
         if self.dynamic_steps_grid:
             d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
+        if self.bias_steps is not None:
+            d["bias_steps"] = self.bias_steps
         if self.auto:  # results of an older search do not match, so --resume reruns them
             d["search_start"] = list(START)
         return d
@@ -69,6 +73,19 @@ class Method:
         progress: bool = False,
     ) -> SpikingNetwork:
         """Convert `model` with this method; an auto method calibrates DTIF on `calib` first."""
+        snn = self._convert(model, calib, maxpool, target_steps, progress)
+        if self.bias_steps is not None:
+            calibrate_biases(snn, calib, self.bias_steps, progress=progress)
+        return snn
+
+    def _convert(
+        self,
+        model: nn.Module,
+        calib: torch.Tensor,
+        maxpool: MaxPoolPolicy,
+        target_steps: int,
+        progress: bool,
+    ) -> SpikingNetwork:
         if not self.auto:
             return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
         base = self.neuron if isinstance(self.neuron, DTIFParams) else None
@@ -93,6 +110,9 @@ _P999 = PercentileNorm(99.9)
 # The negative firing level of the signed methods, chosen on held-out training images
 # (docs/dtif.md, "Signed correction spikes").
 SIGNED_THETA_NEG = 0.25
+# The T at which the -bias methods calibrate their biases, chosen on held-out training images
+# (docs/results.md, "What we tried").
+BIAS_STEPS = 8
 # The K tried by the -switch methods: the threshold dynamic for the first K steps, then 1.
 SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
 
@@ -204,6 +224,24 @@ METHODS: dict[str, Method] = {
             alpha_grid=(0.0,),
         ),
         Method(
+            "dtif-auto-signed-bias",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
+            f"mean rate at T={BIAS_STEPS} (layer by layer)",
+            auto=True,
+            bias_steps=BIAS_STEPS,
+        ),
+        Method(
+            "if-auto-signed-bias",
+            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
+            auto=True,
+            alpha_grid=(0.0,),
+            bias_steps=BIAS_STEPS,
+        ),
+        Method(
             "dtif-signed",
             DTIFParams(alpha=4.0, v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
             _P999,
@@ -302,6 +340,7 @@ def method_from_file(path: Path) -> Method:
         bool(spec.get("auto", False)),
         _alpha_grid(spec.get("alpha_grid"), str(path)),
         _dynamic_steps_grid(spec.get("dynamic_steps_grid"), str(path)),
+        _bias_steps(spec.get("bias_steps"), str(path)),
     )
 
 
@@ -327,6 +366,14 @@ def _dynamic_steps_grid(value: object, source: str) -> tuple[int, ...]:
     ):
         raise InputError(f"{source}: dynamic_steps_grid must be a non-empty list of integers >= 1")
     return tuple(value)
+
+
+def _bias_steps(value: object, source: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{source}: bias_steps must be an integer >= 1, got {value!r}")
+    return value
 
 
 def get_method(name: str) -> Method:

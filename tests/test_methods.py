@@ -123,3 +123,36 @@ def test_switch_method_chooses_k_on_calibration_images(tmp_path: Path) -> None:
     path.write_text(json.dumps({**spec, "dynamic_steps_grid": [0]}))
     with pytest.raises(InputError, match="dynamic_steps_grid"):
         get_method(str(path))
+
+
+def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dtif.methods
+
+    seen: list[int] = []
+    real = dtif.methods.calibrate_biases
+
+    def spy(snn: Any, calib: object, steps: int, **kw: Any) -> Any:
+        seen.append(loader.reads)
+        assert torch.equal(torch.as_tensor(calib), calib_x)  # only the calibration images
+        assert steps == dtif.methods.BIAS_STEPS
+        return real(snn, calib, steps, **kw)
+
+    monkeypatch.setattr(dtif.methods, "calibrate_biases", spy)
+    calib_x = calibration_images()
+    gen = torch.Generator().manual_seed(6)
+    loader = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))
+    names = ("dtif-auto-signed-bias", "if-auto-signed-bias")
+    results = compare_methods(
+        calibration_net(),
+        calib_x,
+        loader,
+        [METHODS[m] for m in names],
+        num_steps=8,
+        num_test=10,
+        progress=False,
+        log=lambda _: None,
+    )
+    # if-max, the reference, is evaluated first; each calibration ran before its evaluation
+    assert seen == [1, 2]
+    for name in names:
+        assert results["methods"][name]["method"]["bias_steps"] == dtif.methods.BIAS_STEPS

@@ -1,6 +1,6 @@
 """dtif: low-latency ANN-to-SNN conversion with dynamic-threshold integrate-and-fire neurons."""
 
-from dtif.calibrate import DTIFCalibration, calibrate_dtif
+from dtif.calibrate import DTIFCalibration, calibrate_biases, calibrate_dtif
 from dtif.convert import MaxNorm, PercentileNorm, TrainedScale, convert, pick_output
 from dtif.errors import (
     CalibrationError,
@@ -44,6 +44,7 @@ __all__ = [
     "TrainedScale",
     "UnsupportedOpsError",
     "__version__",
+    "calibrate_biases",
     "calibrate_dtif",
     "calibrate_exit",
     "convert",

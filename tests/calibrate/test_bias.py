@@ -25,31 +25,53 @@ def _one_hidden() -> nn.Module:
     return nn.Sequential(lin, nn.ReLU(), out).eval()
 
 
+def _first_layer_counts(snn: dtif.SpikingNetwork, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The hidden layer's spike count per channel after `steps` steps, for the first image."""
+    snn.profile(tuple(x.shape[1:]))  # its fan-out pass runs the layers too: before the hook
+    out: list[torch.Tensor] = []
+    handle = snn.neurons()[0].register_forward_hook(
+        lambda _m, _a, y: out.append(y.clone()) and None
+    )
+    snn.simulate(x, steps, batch_chunk=x.shape[0], time_chunk=3, record=False)
+    handle.remove()
+    return torch.cat(out).view(steps, x.shape[0], -1).sum(0)[0]
+
+
 def test_hand_trace_of_one_layer() -> None:
     # x = 1: the activations are (1.0, 0.3) and max norm sets lambda = 1. At T = 4, IF with
     # v0 = 0 fires 4 times on channel 0 (rate 1.0, exact) and once on channel 1 (V = 0.3, 0.6,
-    # 0.9, 1.2): rate 0.25 against 0.3. The bias of channel 1 moves by 0.05; channel 0 stays.
+    # 0.9, 1.2): rate 0.25 against 0.3. Channel 1 gets 0.05 more input; channel 0 nothing.
     model = _one_hidden()
     x = torch.ones(3, 1)
     snn = dtif.convert(model, x, neuron=dtif.IF(), norm=dtif.MaxNorm())
+    assert _first_layer_counts(snn, x, 3).tolist() == [3.0, 0.0]
     deltas = calibrate_biases(snn, x, 4)
     assert len(deltas) == 1
     assert deltas[0].tolist() == pytest.approx([0.0, 0.05], abs=1e-6)
+    offset = snn.neurons()[0].input_offset
+    assert offset is not None and offset.shape == (4, 2)
+    assert torch.allclose(offset, torch.tensor([[0.0, 0.05]] * 4), atol=1e-6)
+    (layer,) = bias_layers(snn)
+    assert layer.bias.tolist() == pytest.approx([0.0, 0.3])  # the bias is left alone
+    assert model[0].bias.tolist() == pytest.approx([0.0, 0.3])  # so is the user's model
+    assert ann_activations(snn.ann, x)[0][0].tolist() == pytest.approx([1.0, 0.3])  # and the ANN
+    assert snn.meta["bias_calibration"] == {"steps": 4, "persistent": False, "num_images": 3}
+    # 0.35 a step: V = 0.35, 0.7, 1.05 -> spike: one spike by T = 3 (rate 1/3, not 0).
+    assert _first_layer_counts(snn, x, 3).tolist() == [3.0, 1.0]
+    # After step 4 the input is 0.3 again: V(4) = 0.4, then 0.7, 1.0 -> spike, 0.3, 0.6, 0.9,
+    # 1.2 -> spike: 3 spikes by T = 10 (with 0.35 throughout it would be 4: V(10) = 3.5).
+    assert _first_layer_counts(snn, x, 10).tolist() == [10.0, 3.0]
+
+
+def test_persistent_mode_moves_the_bias() -> None:
+    model = _one_hidden()
+    x = torch.ones(3, 1)
+    snn = dtif.convert(model, x, neuron=dtif.IF(), norm=dtif.MaxNorm())
+    calibrate_biases(snn, x, 4, persistent=True)
     (layer,) = bias_layers(snn)
     assert layer.bias.tolist() == pytest.approx([0.0, 0.35], abs=1e-6)
-    assert model[0].bias.tolist() == pytest.approx([0.0, 0.3])  # the user's model is untouched
-    assert ann_activations(snn.ann, x)[0][0].tolist() == pytest.approx([1.0, 0.3])  # and the ANN
-    assert snn.meta["bias_calibration"] == {"steps": 4, "num_images": 3}
-    # 0.35 per step: V = 0.35, 0.7, 1.05 -> spike, 0.4: one spike by T = 4 (0.25), and at
-    # T = 3 the rate is 1/3, nearer 0.3 than the 0 it was before.
-    hidden = snn.neurons()[0]
-    rates: list[torch.Tensor] = []
-    snn.profile((1,))
-    handle = hidden.register_forward_hook(lambda _m, _a, y: rates.append(y.clone()) and None)
-    snn.simulate(x, 3, batch_chunk=3, record=False)
-    handle.remove()
-    total = torch.cat(rates).view(3, 3, 2).sum(0)
-    assert total[0].tolist() == pytest.approx([3.0, 1.0])
+    assert snn.neurons()[0].input_offset is None
+    assert _first_layer_counts(snn, x, 10).tolist() == [10.0, 3.0]  # floor(3.5)
 
 
 def _mlp() -> nn.Module:
@@ -106,7 +128,7 @@ def test_residual_add_finds_the_branch_conv() -> None:
     assert [lay.bias.shape for lay in layers] == [torch.Size([4]), torch.Size([4])]
     assert layers[0] is not layers[1]
     old = [lay.bias.detach().clone() for lay in layers]
-    deltas = calibrate_biases(snn, x, 2)
+    deltas = calibrate_biases(snn, x, 2, persistent=True)
     for lay, b, d in zip(layers, old, deltas):
         assert torch.allclose(lay.bias.detach(), b + d, atol=1e-6)
 
@@ -116,7 +138,9 @@ def test_a_layer_without_bias_is_refused() -> None:
     x = torch.rand(8, 4)
     snn = dtif.convert(model, x)
     with pytest.raises(InputError, match="bias=True"):
-        calibrate_biases(snn, x, 4)
+        calibrate_biases(snn, x, 4, persistent=True)
+    calibrate_biases(snn, x, 4)  # an input offset needs no bias
+    assert snn.neurons()[0].input_offset is not None
 
 
 @pytest.mark.parametrize("steps", [0, -1, 2.5, True])
@@ -139,7 +163,11 @@ def test_the_network_saves_and_loads_with_its_biases(tmp_path) -> None:  # noqa:
     calibrate_biases(snn, x, 4)
     path = save_snn(tmp_path / "snn.pt", snn, spec, method="if-bias")
     back = load_snn(path)
-    assert back.meta["bias_calibration"] == {"steps": 4, "num_images": 16}
+    assert back.meta["bias_calibration"] == {"steps": 4, "persistent": False, "num_images": 16}
+    assert all(
+        torch.equal(a.input_offset, b.input_offset)  # type: ignore[arg-type]
+        for a, b in zip(back.neurons(), snn.neurons())
+    )
     assert torch.equal(back.simulate(x, 6).outputs, snn.simulate(x, 6).outputs)
 
 
@@ -156,9 +184,8 @@ def test_a_method_with_bias_steps(tmp_path) -> None:  # noqa: ANN001
     snn = method.build(model, x, "error", target_steps=2)
     plain = base.build(model, x, "error", target_steps=2)
     assert snn.meta["bias_calibration"]["steps"] == 4
-    assert not all(
-        torch.equal(a.bias, b.bias) for a, b in zip(bias_layers(snn), bias_layers(plain))
-    )
+    assert all(m.input_offset is not None for m in snn.neurons())
+    assert all(m.input_offset is None for m in plain.neurons())
     path.write_text(json.dumps({**spec, "bias_steps": 0}))
     with pytest.raises(InputError, match="bias_steps"):
         get_method(str(path))

@@ -194,3 +194,11 @@ def test_conv1d_and_bias_free_linear_round_trip(tmp_path: Path) -> None:
     graph = export_nir(snn, portable=False)
     assert any(isinstance(n, nir.Linear) for n in graph.nodes.values())
     _assert_same(snn, _round_trip(snn, tmp_path / "c1.nir"), x)
+
+
+@pytest.mark.parametrize("portable", [True, False])
+def test_input_offsets_refused(portable: bool) -> None:
+    snn, _ = _convert(PoolCNN(), (1, 8, 8), neuron=dtif.IF(reset="zero"))
+    snn.neurons()[0].set_input_offset(torch.full((2,), 0.1))
+    with pytest.raises(UnsupportedOpsError, match="input offset for its first steps"):
+        export_nir(snn, portable=portable)

@@ -1,11 +1,15 @@
-"""`calibrate_biases`: layer-wise bias calibration at a small T (SNN Calibration's light mode).
+"""`calibrate_biases`: layer-wise bias calibration at a small T (after SNN Calibration's light mode).
 
 At T steps a spiking layer's rate r_l(T) misses the ANN's activation a_l by an error whose
 mean per channel is a steady offset (early spikes, rounding, a threshold that moves with the
-input). Layer by layer in graph order, with the layers before it already corrected, the bias
-of the conv or linear that feeds layer l moves by the mean per channel of a_l - r_l(T) over
-calibration images. The correction is a constant current, so it stays at large T as well;
-docs/dtif.md says what that costs.
+input). Layer by layer in graph order, with the layers before it already corrected, the input
+of layer l gets the mean per channel of a_l - r_l(T) over calibration images:
+
+- by default for the first T steps only (`SpikingNeuron.set_input_offset`), so that the rate
+  at T is corrected and the correction fades as 1/t afterwards, and the rate still converges
+  to the ANN's activation;
+- with `persistent=True` in the bias of the conv or linear that feeds the layer, at every
+  step (SNN Calibration's light mode), which leaves an error at large T (docs/dtif.md).
 """
 
 from __future__ import annotations
@@ -116,33 +120,37 @@ def calibrate_biases(
     calib: object,
     steps: int,
     *,
+    persistent: bool = False,
     num_images: int = 256,
     seed: int = 0,
     progress: bool = False,
 ) -> list[torch.Tensor]:
-    """Correct, in place, the bias that feeds each spiking layer, for rates at T = `steps`.
+    """Correct, in place, the input of each spiking layer for its mean rate at T = `steps`.
 
     Args:
-        snn: the converted network (its conv/linear biases change; its ANN does not).
+        snn: the converted network (its neurons' input offsets or its conv/linear biases
+            change; its ANN does not).
         calib: calibration images (training split): a tensor or an iterable of batches.
         steps: the T at which the mean rate should match the ANN's activation, >= 1.
+        persistent: False: the correction is added to the input for the first `steps` steps
+            only; True: to the bias that feeds the layer, at every step.
         num_images: calibration images used (a seeded subset).
         seed: seed of the subset.
         progress: show a progress bar.
 
     Returns:
-        The correction added to each layer's bias, in graph order (in the ANN's units).
+        The correction of each layer, per channel, in graph order (in the ANN's units).
 
     Raises:
-        InputError: steps < 1, or a spiking layer without a bias to correct (see
-            `bias_layers`).
+        InputError: steps < 1; with `persistent`, a spiking layer without a bias to correct
+            (see `bias_layers`).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"bias calibration steps must be an integer >= 1, got {steps!r}")
-    layers = bias_layers(snn)
+    neurons = snn.neurons()
+    layers: list[nn.Module | None] = list(bias_layers(snn)) if persistent else [None] * len(neurons)
     x = search_images(CalibrationData(calib), num_images, seed).to(snn.device)
     acts = ann_activations(snn.ann, x)
-    neurons = snn.neurons()
     if len(acts) != len(neurons):
         raise InputError(
             f"{len(neurons)} spiking layers but {len(acts)} ReLU sites in the ANN: bias "
@@ -157,14 +165,30 @@ def calibrate_biases(
             err = act.double() - _mean_rate(snn, neuron, x, steps)
         dims = [d for d in range(err.ndim) if d != 1]
         delta = err.mean(dim=dims) if dims else err
-        bias = layer.bias  # type: ignore[union-attr]
-        if delta.numel() != bias.numel():
-            raise InputError(
-                f"spiking layer {neuron.layer_name!r} has {delta.numel()} channels along dim 1 "
-                f"but its bias has {bias.numel()}: bias calibration needs channels on dim 1"
-            )
-        with torch.no_grad():
-            bias.add_(delta.to(bias.dtype).view_as(bias))
+        if layer is None:
+            offset = delta.float().expand(steps, *delta.shape)
+            old = neuron.input_offset
+            if old is not None and old.shape != offset.shape:
+                raise InputError(
+                    f"spiking layer {neuron.layer_name!r} already has an input offset over "
+                    f"{old.shape[0]} steps; calibrate again with steps={old.shape[0]}, or "
+                    "convert afresh"
+                )
+            neuron.set_input_offset(offset if old is None else old + offset.to(old.device))
+        else:
+            bias = layer.bias
+            if delta.numel() != bias.numel():
+                raise InputError(
+                    f"spiking layer {neuron.layer_name!r} has {delta.numel()} channels along "
+                    f"dim 1 but its bias has {bias.numel()}: bias calibration needs channels "
+                    "on dim 1"
+                )
+            with torch.no_grad():
+                bias.add_(delta.to(bias.dtype).view_as(bias))
         deltas.append(delta.float().cpu())
-    snn.meta["bias_calibration"] = {"steps": steps, "num_images": int(x.shape[0])}
+    snn.meta["bias_calibration"] = {
+        "steps": steps,
+        "persistent": persistent,
+        "num_images": int(x.shape[0]),
+    }
     return deltas

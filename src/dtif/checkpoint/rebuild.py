@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dtif.checkpoint.files import MAX_LISTED, field, load_weights, read_spec, read_state_dict
 from dtif.checkpoint.user_model import UserModel
 from dtif.convert.options import MAXPOOL_POLICIES, from_dict
@@ -13,6 +15,7 @@ from dtif.convert.pipeline import build_snn, prepare_ann
 from dtif.convert.replace_relu import relu_sites
 from dtif.errors import CheckpointError, DtifError, InputError
 from dtif.neurons import DTIFParams, NeuronParams
+from dtif.nn.neuron import SpikingNeuron
 from dtif.sim.network import SpikingNetwork
 
 SNN_FIX = "Convert again with `dtif convert --checkpoint ... --out FILE`."
@@ -121,5 +124,12 @@ def rebuild_snn(
         )
     except DtifError as err:
         raise CheckpointError(f"{file}: cannot rebuild {what}: {err}. {SNN_FIX}") from None
+    for name, mod in snn.named_modules():  # offsets of a bias calibration: made, then loaded
+        offset = state.get(f"{name}.input_offset")
+        if isinstance(mod, SpikingNeuron) and isinstance(offset, torch.Tensor):
+            try:
+                mod.set_input_offset(offset)
+            except InputError as err:
+                raise CheckpointError(f"{file}: {err}. {SNN_FIX}") from None
     load_weights(snn, state, file, what, SNN_FIX)
     return snn.eval()

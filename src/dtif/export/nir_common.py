@@ -36,6 +36,12 @@ class Refusal(Exception):
     """A node that cannot be translated; the message says why."""
 
 
+OFFSET_REFUSAL = (
+    "a spiking layer with an input offset for its first steps (bias calibration); NIR has no "
+    "time-varying input. Convert without bias calibration to export"
+)
+
+
 def check_nir_if(params: NeuronParams) -> None:
     """Raise Refusal unless `params` is an IF neuron that `nir.IF` expresses exactly.
 

@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dtif.export.nir_common import Refusal, check_nir_if, load_nir, pair, pool_divisor
+from dtif.export.nir_common import (
+    OFFSET_REFUSAL,
+    Refusal,
+    check_nir_if,
+    load_nir,
+    pair,
+    pool_divisor,
+)
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
 from dtif.nn.pooling import AvgPool2x2
@@ -183,6 +190,8 @@ def _neuron(site: Site) -> Chain:
     mod = site.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
     check_nir_if(mod.params)
+    if mod.input_offset is not None:
+        raise Refusal(OFFSET_REFUSAL)
     shape = site.out_shape
     lam = mod.scale.detach().cpu().float()
     if lam.ndim == 1:

@@ -52,9 +52,10 @@ class LayerRun:
         current_theta: (z, theta(z)) of DTIF for that input, computed once.
         theta: DTIF's theta(t) buffer, [steps, B, ...], for an input that varies in time.
         fanout: the flattened fan-out [N], float64.
+        steps: the steps run so far (kept when exited images are dropped).
     """
 
-    __slots__ = ("current", "current_theta", "fanout", "spikes", "theta")
+    __slots__ = ("current", "current_theta", "fanout", "spikes", "steps", "theta")
 
     def __init__(self) -> None:
         self.spikes: torch.Tensor | None = None
@@ -62,6 +63,7 @@ class LayerRun:
         self.fanout: torch.Tensor | None = None
         self.theta: torch.Tensor | None = None
         self.current_theta: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.steps = 0
 
     def forget_batch(self) -> None:
         """Drop what depends on the batch (buffers and cached currents); keep the fan-out."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch.nn.modules import module as torch_module
 
+from dtif.errors import InputError
 from dtif.neurons import DTIFParams, NeuronParams
 from dtif.nn.buffers import LayerRun, channel_view
 from dtif.nn.context import LayerRecord, RunContext, TimeAware
@@ -42,11 +43,29 @@ class SpikingNeuron(TimeAware):
     """
 
     scale: torch.Tensor
+    input_offset: torch.Tensor | None
 
     def __init__(self, params: NeuronParams, scale: torch.Tensor, layer_name: str) -> None:
         super().__init__(layer_name)
         self.params = params
         self.register_buffer("scale", scale.detach().clone().float())
+        self.register_buffer("input_offset", None)
+
+    def set_input_offset(self, offset: torch.Tensor | None) -> None:
+        """Add offset[k] to the input x (ANN units) at step k + 1, for the first K steps.
+
+        Args:
+            offset: [K] for a layer of shape [B, N] or a per-layer value, [K, C] per channel
+                (dim 1), or None to remove it. After step K the input is x alone.
+        """
+        if offset is not None:
+            if offset.ndim not in (1, 2) or offset.shape[0] < 1:
+                raise InputError(
+                    f"{self.layer_name}: an input offset is [K] or [K, C] with K >= 1, got "
+                    f"shape {tuple(offset.shape)}"
+                )
+            offset = offset.detach().clone().to(self.scale.device, torch.float32)
+        self.input_offset = offset
 
     def extra_repr(self) -> str:
         return f"{self.layer_name!r}, {self.params}"
@@ -71,6 +90,9 @@ class SpikingNeuron(TimeAware):
         run = ctx.states.get(self._run_key)
         if run is None:
             run = ctx.states[self._run_key] = LayerRun()
+        if self.input_offset is not None and run.steps < self.input_offset.shape[0]:
+            xt, static = self._offset(ctx, run, xt, static)
+        run.steps += ctx.num_steps
         spikes = self._spike_buffer(ctx, run, xt, static)
         scale = self.scale.to(x.dtype)
         runner = CHUNK_RUNNERS[type(self.params)]
@@ -82,6 +104,29 @@ class SpikingNeuron(TimeAware):
         out = spikes.mul_(payload) if payload is not None else spikes  # in place
         out = out.mul_(channel_view(scale, out.ndim, 2))
         return out.view(ctx.num_steps * ctx.batch_size, *out.shape[2:])
+
+    def _offset(
+        self, ctx: RunContext, run: LayerRun, xt: torch.Tensor, static: bool
+    ) -> tuple[torch.Tensor, bool]:
+        """The input of this chunk with `input_offset` added at the steps it covers."""
+        assert self.input_offset is not None  # noqa: S101 - checked by the caller
+        start, num = run.steps, ctx.num_steps
+        rows = self.input_offset[start : start + num].to(xt.dtype)
+        n, features = rows.shape[0], xt.ndim - (1 if static else 2)
+        if rows.ndim == 1:  # one value per step for the whole layer
+            rows = rows.view(n, 1, *([1] * features))
+        else:  # per channel (dim 1 of the layer's output)
+            rows = rows.view(n, 1, rows.shape[1], *([1] * (features - 1)))
+        if static:
+            if rows.shape[0] == num and bool((rows == rows[0]).all()):
+                return xt + rows[0][0], True  # the same offset at every step: still static
+            xt = xt.expand(num, *xt.shape)
+        elif self.layer_name in ctx.overwritable and not self._hooked():
+            xt[: rows.shape[0]] += rows  # nothing else reads x
+            return xt, False
+        out = xt.clone()
+        out[: rows.shape[0]] += rows
+        return out, False
 
     @property
     def _run_key(self) -> str:

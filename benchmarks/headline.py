@@ -30,7 +30,9 @@ CONTROLS = (
     "if-auto-signed",
     "if-p99.9-v0.5-signed",
     "if-qcfs-signed",
+    "if-auto-qcfs-signed",
     "if-auto-signed-bias",
+    "if-qcfs-signed-bias",
 )
 STEPS_SHOWN = (1, 2, 4, 8)
 

@@ -276,6 +276,22 @@ METHODS: dict[str, Method] = {
             dynamic_steps_grid=SWITCH_GRID,
         ),
         Method(
+            "dtif-auto-qcfs-signed-bias",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            f"dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias (T={BIAS_STEPS}; "
+            "QCFS checkpoints only)",
+            auto=True,
+            bias_steps=BIAS_STEPS,
+        ),
+        Method(
+            "if-qcfs-signed-bias",
+            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
+            bias_steps=BIAS_STEPS,
+        ),
+        Method(
             "if-auto-qcfs-signed",
             DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
             TrainedScale(),

@@ -57,6 +57,7 @@ SIGNED = (
     "dtif-auto-signed-switch",
     "dtif-auto-signed-bias",
     "if-auto-signed-bias",
+    "dtif-auto-signed-switch-bias",
 )
 # On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
 # QCFS rows are compared with the ReLU run's if-max).

@@ -233,6 +233,16 @@ METHODS: dict[str, Method] = {
             bias_steps=BIAS_STEPS,
         ),
         Method(
+            "dtif-auto-signed-switch-bias",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias "
+            f"(T={BIAS_STEPS})",
+            auto=True,
+            dynamic_steps_grid=SWITCH_GRID,
+            bias_steps=BIAS_STEPS,
+        ),
+        Method(
             "if-auto-signed-bias",
             DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
             _P999,

@@ -2,7 +2,8 @@
 
 Reads the JSON that `latency.py` wrote for a model, rebuilds each method's network from the
 shipped weights and the neuron parameters that run used (for `dtif-auto` and `if-auto`, the
-calibrated per-layer values: no search is repeated), and prints for every spiking layer the
+calibrated per-layer values: no search is repeated; a `-bias` method's offsets are calibrated
+again on the same images), and prints for every spiking layer the
 relative error of its rate against the ANN's activation, e_l(T) = ||r_l(T) - a_l|| / ||a_l||
 (`dtif.calibrate.layer_errors`), on training images. Writes JSON to benchmarks/results/.
 
@@ -69,6 +70,8 @@ def main() -> None:
             raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
         neuron = neuron_from_dict(used, str(run)) if used else METHODS[name].neuron
         snn = dtif.convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
+        if METHODS[name].bias_steps is not None:  # the same images and subset: the same offsets
+            dtif.calibrate_biases(snn, calib, METHODS[name].bias_steps)
         with torch.inference_mode():
             table[name] = layer_errors(snn, x, at)
         print(f"\n{name}: relative error of each layer's rate, ||r(T) - a|| / ||a||")

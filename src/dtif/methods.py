@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,34 +224,6 @@ METHODS: dict[str, Method] = {
             alpha_grid=(0.0,),
         ),
         Method(
-            "dtif-auto-signed-bias",
-            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
-            _P999,
-            "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
-            f"mean rate at T={BIAS_STEPS} (layer by layer)",
-            auto=True,
-            bias_steps=BIAS_STEPS,
-        ),
-        Method(
-            "dtif-auto-signed-switch-bias",
-            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
-            _P999,
-            "dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias "
-            f"(T={BIAS_STEPS})",
-            auto=True,
-            dynamic_steps_grid=SWITCH_GRID,
-            bias_steps=BIAS_STEPS,
-        ),
-        Method(
-            "if-auto-signed-bias",
-            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
-            _P999,
-            "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
-            auto=True,
-            alpha_grid=(0.0,),
-            bias_steps=BIAS_STEPS,
-        ),
-        Method(
             "dtif-signed",
             DTIFParams(alpha=4.0, v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
             _P999,
@@ -286,22 +258,6 @@ METHODS: dict[str, Method] = {
             dynamic_steps_grid=SWITCH_GRID,
         ),
         Method(
-            "dtif-auto-qcfs-signed-bias",
-            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
-            TrainedScale(),
-            f"dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias (T={BIAS_STEPS}; "
-            "QCFS checkpoints only)",
-            auto=True,
-            bias_steps=BIAS_STEPS,
-        ),
-        Method(
-            "if-qcfs-signed-bias",
-            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
-            TrainedScale(),
-            f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
-            bias_steps=BIAS_STEPS,
-        ),
-        Method(
             "if-auto-qcfs-signed",
             DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
             TrainedScale(),
@@ -311,6 +267,41 @@ METHODS: dict[str, Method] = {
         ),
     ]
 }
+
+
+def _with_bias(base: str, description: str) -> Method:
+    """`base` followed by bias calibration for the first BIAS_STEPS steps: "<base>-bias"."""
+    return replace(
+        METHODS[base], name=f"{base}-bias", description=description, bias_steps=BIAS_STEPS
+    )
+
+
+for _bias in [
+    _with_bias(
+        "dtif-auto-signed",
+        "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
+        f"mean rate at T={BIAS_STEPS} (layer by layer)",
+    ),
+    _with_bias(
+        "dtif-auto-signed-switch",
+        "dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias "
+        f"(T={BIAS_STEPS})",
+    ),
+    _with_bias(
+        "if-auto-signed",
+        "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
+    ),
+    _with_bias(
+        "dtif-auto-qcfs-signed",
+        "dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias "
+        f"(T={BIAS_STEPS}; QCFS checkpoints only)",
+    ),
+    _with_bias(
+        "if-qcfs-signed",
+        f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
+    ),
+]:
+    METHODS[_bias.name] = _bias
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")
 

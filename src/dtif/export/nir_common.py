@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
+from dtif.nn.neuron import SpikingNeuron
 
 NIR_MISSING = "NIR export needs the `nir` package: pip install 'dtif[nir]'"
 RTOL = 1e-6  # tolerance when matching a Scale node to the pattern that dtif writes
@@ -36,10 +37,14 @@ class Refusal(Exception):
     """A node that cannot be translated; the message says why."""
 
 
-OFFSET_REFUSAL = (
-    "a spiking layer with an input offset for its first steps (bias calibration); NIR has no "
-    "time-varying input. Convert without bias calibration to export"
-)
+def check_nir_neuron(mod: SpikingNeuron) -> None:
+    """Raise Refusal unless the spiking layer `mod` is one `nir.IF` expresses exactly."""
+    check_nir_if(mod.params)
+    if mod.input_offset is not None:
+        raise Refusal(
+            "a spiking layer with an input offset for its first steps (bias calibration); NIR "
+            "has no time-varying input. Convert without bias calibration to export"
+        )
 
 
 def check_nir_if(params: NeuronParams) -> None:

@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dtif.export.nir_common import (
-    OFFSET_REFUSAL,
     Refusal,
-    check_nir_if,
+    check_nir_neuron,
     load_nir,
     pair,
     pool_divisor,
@@ -189,9 +188,7 @@ def _add(site: Site) -> Chain:
 def _neuron(site: Site) -> Chain:
     mod = site.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
-    check_nir_if(mod.params)
-    if mod.input_offset is not None:
-        raise Refusal(OFFSET_REFUSAL)
+    check_nir_neuron(mod)
     shape = site.out_shape
     lam = mod.scale.detach().cpu().float()
     if lam.ndim == 1:

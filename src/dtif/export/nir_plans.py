@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dtif.export.nir_common import NO_NIR_NODE, OFFSET_REFUSAL, Refusal, check_nir_if, pair
+from dtif.export.nir_common import NO_NIR_NODE, Refusal, check_nir_neuron, pair
 from dtif.nn.layers import RepeatTime, SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
 from dtif.nn.scale import Scale
@@ -93,9 +93,7 @@ def _plan_adaptive(plan: Plan) -> Plan:
 def _plan_neuron(plan: Plan) -> Plan:
     mod = plan.module
     assert isinstance(mod, SpikingNeuron)  # noqa: S101 - the table keys by type
-    check_nir_if(mod.params)
-    if mod.input_offset is not None:
-        raise Refusal(OFFSET_REFUSAL)
+    check_nir_neuron(mod)
     return dataclasses.replace(plan, kind="neuron")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import torch
 from torch import nn
 
 import dtif
+from dtif.checkpoint import load_checkpoint
+from dtif.methods import METHODS, neuron_from_dict
 from dtif.models import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +87,52 @@ def fingerprint(model: nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def load_latency_run(
+    dataset: str,
+    model: str,
+    width: float | None,
+    kind: str,
+    levels: int | None,
+    num_steps: int,
+    num_test: int,
+) -> tuple[str, Path, dict[str, Any], Any]:
+    """The tag, JSON path, results and checkpoint of a published latency run; SystemExit if
+    the run is missing or was measured on other weights than the shipped checkpoint."""
+    tag = model_tag(dataset, model, width)
+    if kind == "qcfs":
+        tag = f"{tag}-qcfs{levels or shipped_qcfs_levels(tag)}"
+    run = latency_json(tag, num_steps, num_test)
+    if not run.exists():
+        raise SystemExit(f"{run} does not exist: run latency.py for this model first")
+    results = json.loads(run.read_text())
+    ckpt = load_checkpoint(CHECKPOINTS / f"{tag}.pt")
+    weights = results["meta"]["run"].get("weights")  # absent in runs before it was recorded
+    if weights is not None and weights != fingerprint(ckpt.model):
+        raise SystemExit(f"{run} was measured on other weights than {tag}.pt (--retrain?)")
+    return tag, run, results, ckpt
+
+
+def rebuild_method(
+    results: dict[str, Any], run: Path, name: str, model: nn.Module, calib: torch.Tensor
+) -> dtif.SpikingNetwork:
+    """The network of method `name` as the latency run built it, without repeating a search.
+
+    An auto method's calibrated per-layer values come from the run's `neuron_used`; a `-bias`
+    method's offsets are calibrated again on the same images (deterministic).
+    """
+    methods = results["methods"]
+    if name not in methods:
+        raise SystemExit(f"{run} has no results for {name}; it has {', '.join(methods)}")
+    used = methods[name].get("neuron_used")
+    if used is None and METHODS[name].auto:
+        raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
+    neuron = neuron_from_dict(used, str(run)) if used else METHODS[name].neuron
+    snn = dtif.convert(model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
+    if METHODS[name].bias_steps is not None:
+        dtif.calibrate_biases(snn, calib, METHODS[name].bias_steps)
+    return snn
 
 
 # ----------------------------------------------------------------------------- machine

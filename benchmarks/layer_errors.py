@@ -22,9 +22,7 @@ import torch
 
 import dtif
 from dtif.calibrate import layer_errors
-from dtif.checkpoint import load_checkpoint
 from dtif.data import calibration_subset, load_dataset
-from dtif.methods import METHODS, neuron_from_dict
 
 ROOT = common.ROOT
 
@@ -43,18 +41,9 @@ def main() -> None:
     args = p.parse_args()
     dtif.keep_freed_memory()  # the library leaves the allocator alone; see dtif.sim.allocator
 
-    tag = common.model_tag(args.dataset, args.model, args.width)
-    if args.kind == "qcfs":
-        tag = f"{tag}-qcfs{args.levels or common.shipped_qcfs_levels(tag)}"
-    run = common.latency_json(tag, args.num_steps, args.num_test)
-    if not run.exists():
-        raise SystemExit(f"{run} does not exist: run latency.py for this model first")
-    latency_run = json.loads(run.read_text())
-    results = latency_run["methods"]
-    ckpt = load_checkpoint(common.CHECKPOINTS / f"{tag}.pt")
-    weights = latency_run["meta"]["run"].get("weights")  # absent in runs before it was recorded
-    if weights is not None and weights != common.fingerprint(ckpt.model):
-        raise SystemExit(f"{run} was measured on other weights than {tag}.pt (--retrain?)")
+    tag, run, latency_run, ckpt = common.load_latency_run(
+        args.dataset, args.model, args.width, args.kind, args.levels, args.num_steps, args.num_test
+    )
     train = load_dataset(args.dataset, "train")
     calib_size = latency_run["meta"]["run"].get("calib_size", 1000)
     # the latency run's calibration images
@@ -63,15 +52,7 @@ def main() -> None:
     at = [2**k for k in range(args.num_steps.bit_length()) if 2**k <= args.num_steps]
     table: dict[str, dict[str, dict[int, float]]] = {}
     for name in args.methods.split(","):
-        if name not in results:
-            raise SystemExit(f"{run} has no results for {name}; it has {', '.join(results)}")
-        used = results[name].get("neuron_used")
-        if used is None and METHODS[name].auto:
-            raise SystemExit(f"{run} has no calibrated values for {name}: rerun latency.py")
-        neuron = neuron_from_dict(used, str(run)) if used else METHODS[name].neuron
-        snn = dtif.convert(ckpt.model, calib, neuron=neuron, norm=METHODS[name].norm, maxpool="avg")
-        if METHODS[name].bias_steps is not None:  # the same images and subset: the same offsets
-            dtif.calibrate_biases(snn, calib, METHODS[name].bias_steps)
+        snn = common.rebuild_method(latency_run, run, name, ckpt.model, calib)
         with torch.inference_mode():
             table[name] = layer_errors(snn, x, at)
         print(f"\n{name}: relative error of each layer's rate, ||r(T) - a|| / ||a||")

@@ -12,7 +12,7 @@ from dtif.errors import (
     UnsupportedOpsError,
 )
 from dtif.export import export_nir, import_nir
-from dtif.metrics import EnergyModel, latency
+from dtif.metrics import EnergyModel, latency, paired_latency
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
 from dtif.sim.allocator import keep_freed_memory
@@ -53,6 +53,7 @@ __all__ = [
     "import_nir",
     "keep_freed_memory",
     "latency",
+    "paired_latency",
     "pick_output",
     "simulate",
     "to_qcfs",

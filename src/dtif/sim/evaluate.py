@@ -37,6 +37,10 @@ class Evaluation:
             step t); `accuracy`, `synops` and `energy_pj` then count each image at
             min(T, its exit step), so their last values are those at exit. None without.
         exit_policy: the early-exit policy, as a dict, or None.
+        image_correct: with `evaluate(..., per_image=True)`, [N, T] bool: whether each image
+            (in loader order) is classified correctly at each step; else None. Not saved
+            by `to_dict` (see `dtif.metrics.paired_latency`).
+        image_ann_correct: [N] bool, the same for the ANN; else None.
     """
 
     accuracy: list[float]
@@ -52,6 +56,8 @@ class Evaluation:
     num_samples: int = 0
     exit_steps: list[float] | None = None
     exit_policy: dict[str, Any] | None = None
+    image_correct: torch.Tensor | None = None
+    image_ann_correct: torch.Tensor | None = None
 
     @property
     def num_steps(self) -> int:
@@ -117,6 +123,8 @@ class Totals:
         spikes: [T] spikes per step by layer name, summed over samples.
         count: [] the number of samples.
         exits: [T] images that exited at each step (early exit), or None.
+        image_correct: [N, T] bool per image in loader order (`per_image`), or None.
+        image_ann_correct: [N] bool per image (`per_image`), or None.
     """
 
     correct: torch.Tensor
@@ -126,6 +134,8 @@ class Totals:
     spikes: dict[str, torch.Tensor]
     count: torch.Tensor
     exits: torch.Tensor | None = None
+    image_correct: torch.Tensor | None = None
+    image_ann_correct: torch.Tensor | None = None
 
 
 def _batches(loader: Iterable[Any]) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -145,6 +155,7 @@ def accumulate(
     energy: EnergyModel,
     progress: bool = True,
     exit: EarlyExit | None = None,
+    per_image: bool = False,
     **sim_kw: Any,
 ) -> Totals:
     """Sum correct counts per T, SOPs and spikes over the loader's batches.
@@ -152,7 +163,7 @@ def accumulate(
     Raises:
         InputError: the loader is empty.
     """
-    totals = _accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw)
+    totals = _accumulate(snn, loader, num_steps, energy, progress, exit, per_image, **sim_kw)
     if totals is None:
         raise InputError("the test loader is empty")
     return totals
@@ -165,6 +176,7 @@ def _accumulate(
     energy: EnergyModel,
     progress: bool = True,
     exit: EarlyExit | None = None,
+    per_image: bool = False,
     **sim_kw: Any,
 ) -> Totals | None:
     totals: Totals | None = None
@@ -176,10 +188,11 @@ def _accumulate(
         with torch.inference_mode():
             ann_pred = snn.ann(x.to(device)).flatten(1).argmax(dim=1)
         n = x.shape[0]
+        hits = res.predictions() == y[None]  # [T, B]
         # A batch's SOPs are a whole number (spike events x integer fan-outs); `simulate`
         # reports them per sample, so undo its division by n and drop the rounding error.
         part = Totals(
-            correct=res.correct(y).double(),
+            correct=hits.sum(dim=1).double(),
             ann_correct=(ann_pred == y).sum().double(),
             synops=torch.round(res.synops * n),
             synops_graded=torch.round(res.synops_graded * n),
@@ -188,6 +201,8 @@ def _accumulate(
             exits=None
             if res.exit_steps is None
             else torch.bincount(res.exit_steps - 1, minlength=num_steps).double(),
+            image_correct=hits.T.cpu() if per_image else None,
+            image_ann_correct=(ann_pred == y).cpu() if per_image else None,
         )
         totals = part if totals is None else _merge(totals, part)
         bar.update(n)
@@ -206,7 +221,13 @@ def _merge(a: Totals, b: Totals) -> Totals:
         spikes={k: a.spikes[k] + b.spikes[k] for k in a.spikes},
         count=a.count + b.count,
         exits=None if a.exits is None or b.exits is None else a.exits + b.exits,
+        image_correct=_cat(a.image_correct, b.image_correct),
+        image_ann_correct=_cat(a.image_ann_correct, b.image_ann_correct),
     )
+
+
+def _cat(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return None if a is None or b is None else torch.cat([a, b])
 
 
 def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluation:
@@ -235,6 +256,8 @@ def finish(snn: SpikingNetwork, totals: Totals, energy: EnergyModel) -> Evaluati
         spikes={k: v.tolist() for k, v in totals.spikes.items()},
         num_samples=int(n),
         exit_steps=None if totals.exits is None else totals.exits.tolist(),
+        image_correct=totals.image_correct,
+        image_ann_correct=totals.image_ann_correct,
     )
 
 
@@ -247,6 +270,7 @@ def evaluate(
     progress: bool = True,
     reduce: Callable[[Totals | None], Totals] | None = None,
     exit: EarlyExit | None = None,
+    per_image: bool = False,
     **sim_kw: Any,
 ) -> Evaluation:
     """Evaluate `snn` on every (input, label) batch of `loader`, for every T <= num_steps.
@@ -264,17 +288,24 @@ def evaluate(
             the accuracy, SOPs and energy at T count it at min(T, its exit step), and
             `Evaluation.exit_steps` holds the histogram of exit steps. Calibrate one on
             calibration images with `dtif.calibrate_exit`.
+        per_image: also keep whether each image is correct at each step
+            (`Evaluation.image_correct`), for `dtif.metrics.paired_latency`. One process only.
         sim_kw: passed to `simulate` (time_chunk, batch_chunk).
 
     Returns:
         Accuracy, latency, SOPs, energy and firing rates.
 
     Raises:
-        InputError: the loader is empty (and no `reduce` is given).
+        InputError: the loader is empty (and no `reduce` is given); `per_image` with `reduce`.
     """
     energy = energy or EnergyModel()
     if reduce is None:
-        totals = accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw)
+        totals = accumulate(snn, loader, num_steps, energy, progress, exit, per_image, **sim_kw)
+    elif per_image:
+        raise InputError(
+            "per_image records need one process: evaluate without `reduce` (gather each "
+            "rank's results yourself), or without per_image"
+        )
     else:
         totals = reduce(_accumulate(snn, loader, num_steps, energy, progress, exit, **sim_kw))
     ev = finish(snn, totals, energy)

@@ -7,7 +7,7 @@ import torch
 
 import dtif
 from dtif.errors import InputError
-from dtif.metrics import latency, paired_latency
+from dtif.metrics import accuracy_gap, latency, paired_latency
 from dtif.metrics.bootstrap import resampled_latency
 
 
@@ -120,4 +120,38 @@ def test_bad_input_is_named(kwargs: dict[str, object], needle: str) -> None:
             args.pop("ann_correct"),  # type: ignore[arg-type]
             **args,  # type: ignore[arg-type]
         )
+    assert needle in str(err.value)
+
+
+def test_accuracy_gap_by_hand() -> None:
+    ann = torch.ones(100, dtype=torch.bool)
+    snn = torch.ones(100, 5, dtype=torch.bool)
+    snn[:3, 4] = False  # three images lost at T_max; one more lost only at step 2
+    snn[3, 1] = False
+    gap = accuracy_gap(snn, ann, resamples=400)
+    assert gap.step == 5 and gap.gap == pytest.approx(-3.0)
+    assert gap.low < -3.0 < gap.high <= 0.0  # it can only be a loss, never a gain
+    assert accuracy_gap(snn, ann, step=2, resamples=50).gap == pytest.approx(-1.0)
+    same = accuracy_gap(torch.ones(20, 3, dtype=torch.bool), torch.ones(20, dtype=torch.bool))
+    assert (same.gap, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"step": 0}, "step must be an integer in 1..4"),
+        ({"step": 5}, "step must be an integer in 1..4"),
+        ({"ann_correct": torch.ones(3, dtype=torch.bool)}, "ann_correct must be a tensor"),
+        ({"correct": torch.ones(6)}, "correct must be [images, steps]"),
+        ({"resamples": -2}, "resamples must be an integer >= 1"),
+    ],
+)
+def test_accuracy_gap_bad_input(kwargs: dict[str, object], needle: str) -> None:
+    args: dict[str, object] = {
+        "correct": torch.ones(6, 4, dtype=torch.bool),
+        "ann_correct": torch.ones(6, dtype=torch.bool),
+    }
+    args.update(kwargs)
+    with pytest.raises(InputError) as err:
+        accuracy_gap(args.pop("correct"), args.pop("ann_correct"), **args)  # type: ignore[arg-type]
     assert needle in str(err.value)

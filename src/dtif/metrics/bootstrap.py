@@ -1,4 +1,5 @@
-"""Is one method's latency really lower than another's? A paired bootstrap over test images.
+"""Paired bootstraps over test images: is one method's latency really lower than another's
+(`paired_latency`), and is an SNN's accuracy gap to its ANN real (`accuracy_gap`)?
 
 L_delta is read off a curve measured on a finite test set, so a one-step difference between
 two methods can be a handful of images. Both methods (and the ANN) are resampled with the
@@ -59,6 +60,13 @@ def _check(name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return x.to(torch.float64)
 
 
+def _settings(resamples: int, level: float) -> None:
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise InputError(f"resamples must be an integer >= 1, got {resamples!r}")
+    if not 0.0 < level < 1.0:
+        raise InputError(f"level must be in (0, 1), got {level!r}")
+
+
 def resampled_latency(acc: torch.Tensor, ann: torch.Tensor, delta_points: float) -> torch.Tensor:
     """L_delta of each row: acc [R, T], ann [R] as fractions -> [R], T + 1 where not reached."""
     steps = acc.shape[1]
@@ -98,10 +106,7 @@ def paired_latency(
     a = _check("correct_a", correct_a, (n, steps))
     b = _check("correct_b", correct_b, (n, steps))
     ann = _check("ann_correct", ann_correct, (n,))
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise InputError(f"resamples must be an integer >= 1, got {resamples!r}")
-    if not 0.0 < level < 1.0:
-        raise InputError(f"level must be in (0, 1), got {level!r}")
+    _settings(resamples, level)
     if not delta_points >= 0.0:
         raise InputError(f"delta_points must be >= 0, got {delta_points!r}")
     gen = torch.Generator().manual_seed(seed)
@@ -134,4 +139,79 @@ def paired_latency(
         delta_points=delta_points,
         num_images=n,
         num_steps=steps,
+    )
+
+
+@dataclass(frozen=True)
+class AccuracyGap:
+    """a(T) - A, the SNN's accuracy at step T minus the ANN's, in points, on the same images.
+
+    Attributes:
+        step: T.
+        gap: a(T) - A on all the images.
+        low, high: the central `level` interval of the gap over the resamples.
+        resamples, level, num_images: the settings.
+    """
+
+    step: int
+    gap: float
+    low: float
+    high: float
+    resamples: int
+    level: float
+    num_images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def accuracy_gap(
+    correct: torch.Tensor,
+    ann_correct: torch.Tensor,
+    *,
+    step: int | None = None,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> AccuracyGap:
+    """The SNN-ANN accuracy gap at `step` (default T_max) with a paired bootstrap interval.
+
+    Args:
+        correct: [N, T] whether each image is right at each step.
+        ann_correct: [N] whether the ANN gets each image right.
+        step: the T to read, 1..T (default T).
+        resamples, level, seed: as in `paired_latency`.
+
+    Raises:
+        InputError: shapes that do not match, values other than 0/1, or bad settings.
+    """
+    if not isinstance(correct, torch.Tensor) or correct.ndim != 2 or correct.shape[0] < 1:
+        got = tuple(correct.shape) if isinstance(correct, torch.Tensor) else correct
+        raise InputError(f"correct must be [images, steps] with at least one image, got {got}")
+    n, steps = correct.shape
+    step = steps if step is None else step
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= steps:
+        raise InputError(f"step must be an integer in 1..{steps}, got {step!r}")
+    _settings(resamples, level)
+    # per image: +1 SNN right and ANN wrong, -1 the reverse, 0 when they agree
+    d = _check("correct", correct, (n, steps))[:, step - 1] - _check(
+        "ann_correct", ann_correct, (n,)
+    )
+    gen = torch.Generator().manual_seed(seed)
+    gaps = torch.cat(
+        [
+            d[torch.randint(n, (min(250, resamples - s), n), generator=gen)].mean(dim=1)
+            for s in range(0, resamples, 250)
+        ]
+    )
+    tail = (1.0 - level) / 2.0
+    q = torch.quantile(gaps, torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
+    return AccuracyGap(
+        step=step,
+        gap=100.0 * float(d.mean()),
+        low=100.0 * float(q[0]),
+        high=100.0 * float(q[1]),
+        resamples=resamples,
+        level=level,
+        num_images=n,
     )

@@ -21,6 +21,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "convert": commands.cmd_convert,
     "evaluate": commands.cmd_evaluate,
     "compare": commands.cmd_compare,
+    "paired": commands.cmd_paired,
     "demo": commands.cmd_demo,
     "export": commands.cmd_export,
 }

@@ -199,6 +199,7 @@ def run_compare(
             distributed=distributed.world_size() > 1,
             early_exit=early_exit,
             exit_methods=exit_methods,
+            per_image=args.per_image,
         )
     except KeyboardInterrupt:
         print(
@@ -227,6 +228,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(list_methods())
         return 0
     run_compare(args)
+    return 0
+
+
+def cmd_paired(args: argparse.Namespace) -> int:
+    """Paired bootstrap of two methods of a `dtif compare --per-image` folder."""
+    from dtif.io import atomic_write_text
+    from dtif.report.per_image import format_report, paired_report
+
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise InputError(f"--methods takes two different method names, A,B; got {args.methods!r}")
+    report = paired_report(
+        Path(args.run),
+        names[0],
+        names[1],
+        delta_points=args.delta,
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    print(format_report(report))
+    out = Path(args.run) / f"paired_{names[0]}_vs_{names[1]}_L{args.delta:g}.json"
+    atomic_write_text(out, json.dumps(report, indent=1))
+    print(f"wrote {out}")
     return 0
 
 

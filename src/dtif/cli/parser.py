@@ -210,6 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated methods that --early-exit applies to (default: all)",
     )
+    p.add_argument(
+        "--per-image",
+        action="store_true",
+        help="keep whether each test image is right at each step (OUT/per_image/), for "
+        "`dtif paired`; one process only",
+    )
+
+    p = sub.add_parser(
+        "paired", help="is one method's latency really lower? paired bootstrap of two methods"
+    )
+    p.add_argument("--run", required=True, help="the --out folder of `dtif compare --per-image`")
+    p.add_argument("--methods", required=True, help="two method names of that run: A,B")
+    p.add_argument("--delta", type=float, default=1.0, help="L_delta's delta, points")
+    p.add_argument("--resamples", type=positive, default=2000)
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling")
 
     p = sub.add_parser(
         "demo", help="the main job: train (or reuse) the cnn on Fashion-MNIST and compare"

@@ -23,9 +23,11 @@ import torch
 from torch import nn
 
 from dtif.convert.options import MaxPoolPolicy, to_dict
+from dtif.errors import InputError
 from dtif.io import atomic_write_text, ensure_writable_dir
 from dtif.methods import METHODS, Method
 from dtif.metrics.energy import EnergyModel
+from dtif.report.per_image import save_record
 from dtif.report.plots import plot_results
 from dtif.sim import distributed as dist
 from dtif.sim.early_exit import AutoExit, EarlyExit, ExitSpec
@@ -179,6 +181,7 @@ def compare_methods(
     early_exit: ExitSpec | None = None,
     exit_methods: Collection[str] | None = None,
     with_reference: bool = True,
+    per_image: bool = False,
 ) -> dict[str, Any]:
     """Convert `model` with each method, evaluate on `test_loader`, and write the results.
 
@@ -206,10 +209,21 @@ def compare_methods(
         exit_methods: the methods early exit applies to (default: all).
         with_reference: run if-max (the reference of the speed-up and energy ratio) when
             `methods` lacks it; False leaves those columns empty.
+        per_image: keep whether each test image is right at each step, for each method
+            evaluated in this call, in out_dir/per_image/ (`dtif.report.per_image`; for
+            `dtif compare ... --per-image` and `dtif paired`). Not with `distributed`.
 
     Returns:
         The results dict (the shape of results.json), on every rank.
+
+    Raises:
+        InputError: `per_image` with `distributed` or without `out_dir`.
     """
+    if per_image and (distributed or out_dir is None):
+        raise InputError(
+            "per-image records need one process and an output folder: drop per_image "
+            "(--per-image), or run without torchrun and with out_dir (--out)"
+        )
     reduce = dist.all_reduce_totals if distributed else None
     if not dist.is_main():
         out_dir, progress, log = None, False, _silent
@@ -243,10 +257,20 @@ def compare_methods(
             dist.broadcast_snn(snn)
         start = time.perf_counter()
         seconds_build = start - built
-        ev = evaluate(snn, test_loader, num_steps, energy=energy, progress=progress, reduce=reduce)
+        ev = evaluate(
+            snn,
+            test_loader,
+            num_steps,
+            energy=energy,
+            progress=progress,
+            reduce=reduce,
+            per_image=per_image,
+        )
         seconds_fixed = time.perf_counter() - start
         entries[method.name] = _entry(method, ev)
         entries[method.name]["neuron_used"] = to_dict(snn.meta["neuron"])  # per-layer values
+        if per_image and out_dir is not None:
+            save_record(out_dir, method.name, ev)
         l1 = ev.latency(1.0)
         log(
             f"    accuracy at T={num_steps}: {100 * ev.accuracy[-1]:.2f}% "

@@ -7,7 +7,7 @@ published ones, and resamples the images (`dtif.metrics.paired_latency`): the in
 L_1(DTIF) - L_1(control) and how often DTIF is lower, and the interval of each method's gap
 to the ANN at T_max (`dtif.metrics.accuracy_gap`). Prints a table and writes
 benchmarks/results/paired_latency.json after each row; the per-image records are kept in
-runs/paired/ and reused while they still reproduce the published curve.
+runs/paired/<tag>/per_image/ (`dtif.report.per_image`) and reused while they still reproduce the published curve.
 
     python benchmarks/paired_latency.py                            # every headline row
     python benchmarks/paired_latency.py --rows vgg16/relu,cnn/qcfs
@@ -22,11 +22,11 @@ import time
 from typing import Any
 
 import common
-import torch
 
 import dtif
 from dtif.data import calibration_subset, load_dataset, make_loader, test_subset
 from dtif.metrics import accuracy_gap
+from dtif.report.per_image import load_record, record_path, save_record
 
 OUT = common.RESULTS / "paired_latency.json"
 HEADLINE = common.RESULTS / "headline.json"
@@ -49,9 +49,8 @@ def evaluate_row(
     records = {}
     for name in pair:
         published = results["methods"][name]["accuracy"]
-        cache = CACHE / tag / f"{name}.pt"
-        if cache.exists():
-            kept = torch.load(cache, weights_only=True)
+        if record_path(CACHE / tag, name).exists():
+            kept = load_record(CACHE / tag, name)
             if kept["accuracy"].tolist() == published:
                 records[name] = kept
                 continue
@@ -65,13 +64,8 @@ def evaluate_row(
                 f"{100 * worst:.2f} points): rerun latency.py for it, then this script"
             )
         print(f"  {row}: {name} rebuilt and evaluated in {time.monotonic() - start:.0f} s")
-        records[name] = {
-            "accuracy": torch.tensor(ev.accuracy, dtype=torch.float64),
-            "correct": ev.image_correct,
-            "ann_correct": ev.image_ann_correct,
-        }
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(records[name], cache)
+        save_record(CACHE / tag, name, ev)
+        records[name] = load_record(CACHE / tag, name)
     a, b = (records[n] for n in pair)
     ann = a["ann_correct"]
     entry: dict[str, Any] = {"dtif": pair[0], "control": pair[1], "run": run.name}

@@ -9,6 +9,7 @@ A resample where a method does not reach A - delta by T_max counts its latency a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,11 +61,34 @@ def _check(name: str, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return x.to(torch.float64)
 
 
+def _images_by_steps(name: str, x: torch.Tensor) -> tuple[int, int]:
+    """(N, T) of an [images, steps] record with at least one image."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 1:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else x
+        raise InputError(f"{name} must be [images, steps] with at least one image, got {got}")
+    return int(x.shape[0]), int(x.shape[1])
+
+
 def _settings(resamples: int, level: float) -> None:
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
         raise InputError(f"resamples must be an integer >= 1, got {resamples!r}")
     if not 0.0 < level < 1.0:
         raise InputError(f"level must be in (0, 1), got {level!r}")
+
+
+def _draws(n: int, resamples: int, seed: int) -> Iterator[torch.Tensor]:
+    """Image indices of the resamples, [rows, n] at a time (250 rows: bounded memory), from
+    a private generator (the global one is untouched)."""
+    gen = torch.Generator().manual_seed(seed)
+    for start in range(0, resamples, 250):
+        yield torch.randint(n, (min(250, resamples - start), n), generator=gen)
+
+
+def _interval(values: torch.Tensor, level: float) -> tuple[float, float]:
+    """The central `level` interval of `values`."""
+    tail = (1.0 - level) / 2.0
+    q = torch.quantile(values.double(), torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
+    return float(q[0]), float(q[1])
 
 
 def resampled_latency(acc: torch.Tensor, ann: torch.Tensor, delta_points: float) -> torch.Tensor:
@@ -99,39 +123,31 @@ def paired_latency(
     Raises:
         InputError: shapes that do not match, values other than 0/1, or bad settings.
     """
-    if not isinstance(correct_a, torch.Tensor) or correct_a.ndim != 2 or correct_a.shape[0] < 1:
-        got = tuple(correct_a.shape) if isinstance(correct_a, torch.Tensor) else correct_a
-        raise InputError(f"correct_a must be [images, steps] with at least one image, got {got}")
-    n, steps = correct_a.shape
+    n, steps = _images_by_steps("correct_a", correct_a)
     a = _check("correct_a", correct_a, (n, steps))
     b = _check("correct_b", correct_b, (n, steps))
     ann = _check("ann_correct", ann_correct, (n,))
     _settings(resamples, level)
     if not delta_points >= 0.0:
         raise InputError(f"delta_points must be >= 0, got {delta_points!r}")
-    gen = torch.Generator().manual_seed(seed)
     diffs, lower, tie = [], 0, 0
-    for start in range(0, resamples, 250):  # bounded memory: 250 x N counts at a time
-        rows = min(250, resamples - start)
-        idx = torch.randint(n, (rows, n), generator=gen)
+    for idx in _draws(n, resamples, seed):
         # how often each image is drawn: whole numbers, so the accuracies below are exact
-        counts = torch.zeros(rows, n, dtype=torch.float64)
-        counts.scatter_add_(1, idx, torch.ones(rows, n, dtype=torch.float64))
+        counts = torch.zeros(idx.shape, dtype=torch.float64)
+        counts.scatter_add_(1, idx, torch.ones(idx.shape, dtype=torch.float64))
         base = counts @ ann / n
         la = resampled_latency(counts @ a / n, base, delta_points)
         lb = resampled_latency(counts @ b / n, base, delta_points)
         diffs.append((la - lb).double())
         lower += int((la < lb).sum())
         tie += int((la == lb).sum())
-    d = torch.cat(diffs)
-    tail = (1.0 - level) / 2.0
-    q = torch.quantile(d, torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
+    low, high = _interval(torch.cat(diffs), level)
     full = float(ann.sum() / n)
     return PairedLatency(
         latency_a=latency((a.sum(0) / n).tolist(), full, delta_points),
         latency_b=latency((b.sum(0) / n).tolist(), full, delta_points),
-        diff_low=float(q[0]),
-        diff_high=float(q[1]),
+        diff_low=low,
+        diff_high=high,
         prob_a_lower=lower / resamples,
         prob_tie=tie / resamples,
         resamples=resamples,
@@ -185,10 +201,7 @@ def accuracy_gap(
     Raises:
         InputError: shapes that do not match, values other than 0/1, or bad settings.
     """
-    if not isinstance(correct, torch.Tensor) or correct.ndim != 2 or correct.shape[0] < 1:
-        got = tuple(correct.shape) if isinstance(correct, torch.Tensor) else correct
-        raise InputError(f"correct must be [images, steps] with at least one image, got {got}")
-    n, steps = correct.shape
+    n, steps = _images_by_steps("correct", correct)
     step = steps if step is None else step
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= steps:
         raise InputError(f"step must be an integer in 1..{steps}, got {step!r}")
@@ -197,20 +210,14 @@ def accuracy_gap(
     d = _check("correct", correct, (n, steps))[:, step - 1] - _check(
         "ann_correct", ann_correct, (n,)
     )
-    gen = torch.Generator().manual_seed(seed)
-    gaps = torch.cat(
-        [
-            d[torch.randint(n, (min(250, resamples - s), n), generator=gen)].mean(dim=1)
-            for s in range(0, resamples, 250)
-        ]
+    low, high = _interval(
+        torch.cat([d[idx].mean(dim=1) for idx in _draws(n, resamples, seed)]), level
     )
-    tail = (1.0 - level) / 2.0
-    q = torch.quantile(gaps, torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
     return AccuracyGap(
         step=step,
         gap=100.0 * float(d.mean()),
-        low=100.0 * float(q[0]),
-        high=100.0 * float(q[1]),
+        low=100.0 * low,
+        high=100.0 * high,
         resamples=resamples,
         level=level,
         num_images=n,

@@ -7,7 +7,6 @@ them and compares the methods' latencies on the same images (`dtif.paired_latenc
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from dtif.errors import InputError
+from dtif.io import atomic_torch_save
 from dtif.metrics.bootstrap import accuracy_gap, paired_latency
 from dtif.sim.evaluate import Evaluation
 
@@ -32,16 +32,13 @@ def save_record(out_dir: Path, name: str, ev: Evaluation) -> Path:
         raise InputError(f"{name}: no per-image records; evaluate with per_image=True")
     path = record_path(out_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     record = {
         "method": name,
         "accuracy": torch.tensor(ev.accuracy, dtype=torch.float64),
         "correct": ev.image_correct,
         "ann_correct": ev.image_ann_correct,
     }
-    torch.save(record, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_torch_save(record, path)
 
 
 def load_record(out_dir: Path, name: str) -> dict[str, Any]:

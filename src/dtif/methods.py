@@ -107,8 +107,8 @@ class Method:
 # The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
 DTIF_ALPHA = 8.0
 _P999 = PercentileNorm(99.9)
-# The negative firing level of the signed methods, chosen on held-out training images
-# (docs/dtif.md, "Signed correction spikes").
+# The negative firing level of the signed methods; 0, 0.1 and 0.5 were screened against it on
+# held-out training images (docs/dtif.md, "Signed correction spikes").
 SIGNED_THETA_NEG = 0.25
 # The T at which the -bias methods calibrate their biases, chosen on held-out training images
 # (docs/results.md, "What we tried").

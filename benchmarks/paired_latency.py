@@ -65,7 +65,7 @@ def evaluate_row(
             )
         print(f"  {row}: {name} rebuilt and evaluated in {time.monotonic() - start:.0f} s")
         save_record(CACHE / tag, name, ev)
-        records[name] = load_record(CACHE / tag, name)
+        records[name] = {"correct": ev.image_correct, "ann_correct": ev.image_ann_correct}
     a, b = (records[n] for n in pair)
     ann = a["ann_correct"]
     entry: dict[str, Any] = {"dtif": pair[0], "control": pair[1], "run": run.name}

@@ -189,11 +189,12 @@ def _accumulate(
             ann_pred = snn.ann(x.to(device)).flatten(1).argmax(dim=1)
         n = x.shape[0]
         hits = res.predictions() == y[None]  # [T, B]
+        ann_hits = ann_pred == y
         # A batch's SOPs are a whole number (spike events x integer fan-outs); `simulate`
         # reports them per sample, so undo its division by n and drop the rounding error.
         part = Totals(
             correct=hits.sum(dim=1).double(),
-            ann_correct=(ann_pred == y).sum().double(),
+            ann_correct=ann_hits.sum().double(),
             synops=torch.round(res.synops * n),
             synops_graded=torch.round(res.synops_graded * n),
             spikes={k: v.double() for k, v in res.spikes.items()},
@@ -202,7 +203,7 @@ def _accumulate(
             if res.exit_steps is None
             else torch.bincount(res.exit_steps - 1, minlength=num_steps).double(),
             image_correct=hits.T.cpu() if per_image else None,
-            image_ann_correct=(ann_pred == y).cpu() if per_image else None,
+            image_ann_correct=ann_hits.cpu() if per_image else None,
         )
         totals = part if totals is None else _merge(totals, part)
         bar.update(n)

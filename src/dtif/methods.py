@@ -14,7 +14,7 @@ from dtif.calibrate.bias import calibrate_biases
 from dtif.calibrate.search import START, calibrate_dtif
 from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
 from dtif.convert.options import MaxPoolPolicy, from_dict, to_dict
-from dtif.convert.pipeline import convert
+from dtif.convert.pipeline import check_burst, convert
 from dtif.errors import InputError
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
 from dtif.sim.network import SpikingNetwork
@@ -35,6 +35,9 @@ class Method:
         alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
         dynamic_steps_grid: the K that calibration tries after its search, for a threshold
             that is dynamic for the first K steps only (empty: always dynamic).
+        bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
+        burst: None, or the most spikes a step, set after the search (which runs with one)
+            and before bias calibration.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Method:
     alpha_grid: tuple[float, ...] | None = None
     dynamic_steps_grid: tuple[int, ...] = ()
     bias_steps: int | None = None
+    burst: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -60,6 +64,8 @@ class Method:
             d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
         if self.bias_steps is not None:
             d["bias_steps"] = self.bias_steps
+        if self.burst is not None:
+            d["burst"] = self.burst
         if self.auto:  # results of an older search do not match, so --resume reruns them
             d["search_start"] = list(START)
         return d
@@ -74,6 +80,8 @@ class Method:
     ) -> SpikingNetwork:
         """Convert `model` with this method; an auto method calibrates DTIF on `calib` first."""
         snn = self._convert(model, calib, maxpool, target_steps, progress)
+        if self.burst is not None:
+            set_burst(snn, self.burst)
         if self.bias_steps is not None:
             calibrate_biases(snn, calib, self.bias_steps, progress=progress)
         return snn
@@ -115,6 +123,9 @@ SIGNED_THETA_NEG = 0.25
 BIAS_STEPS = 8
 # The K tried by the -switch methods: the threshold dynamic for the first K steps, then 1.
 SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
+# Spikes per step of the -burst2 methods: a neuron whose input exceeds its scale carries the
+# excess instead of saturating at one spike a step (docs/dtif.md).
+BURST = 2
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -303,6 +314,38 @@ for _bias in [
 ]:
     METHODS[_bias.name] = _bias
 
+
+def _with_burst(base: str, description: str) -> Method:
+    """`base` with up to BURST spikes a step once searched: "<base>-burst2"."""
+    return replace(METHODS[base], name=f"{base}-burst{BURST}", description=description, burst=BURST)
+
+
+def set_burst(snn: SpikingNetwork, burst: int) -> None:
+    """Let every neuron of `snn` fire up to `burst` spikes a step (its record too).
+
+    Raises:
+        ConversionError: activations that saturate (QCFS, clipped ReLU), as `convert` does.
+    """
+    check_burst(snn.ann, burst)
+    for m in snn.neurons():
+        m.params = replace(m.params, burst=burst)
+    snn.meta["neuron"] = replace(snn.meta["neuron"], burst=burst)
+
+
+for _burst in [
+    _with_burst(
+        "dtif-auto-signed-switch-bias",
+        f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
+        "(one a step while the threshold is dynamic)",
+    ),
+    _with_burst(
+        "if-auto-signed-bias",
+        f"control for dtif-auto-signed-switch-bias-burst{BURST}: if-auto-signed-bias with up "
+        f"to {BURST} spikes a step",
+    ),
+]:
+    METHODS[_burst.name] = _burst
+
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")
 
 
@@ -358,6 +401,7 @@ def method_from_file(path: Path) -> Method:
         _alpha_grid(spec.get("alpha_grid"), str(path)),
         _dynamic_steps_grid(spec.get("dynamic_steps_grid"), str(path)),
         _bias_steps(spec.get("bias_steps"), str(path)),
+        _burst(spec.get("burst"), str(path)),
     )
 
 
@@ -390,6 +434,14 @@ def _bias_steps(value: object, source: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(f"{source}: bias_steps must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _burst(value: object, source: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{source}: burst must be an integer >= 1, got {value!r}")
     return value
 
 

@@ -39,6 +39,7 @@ from dtif.convert.static import dynamic_nodes, split_static
 from dtif.convert.support import MAXPOOL_MODULES, check_supported
 from dtif.convert.trace import trace
 from dtif.errors import ConversionError, InputError, UnsupportedOpsError
+from dtif.models.qcfs import QCFS
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
 from dtif.nn.layers import SpikeMaxPool
 from dtif.nn.neuron import SpikingNeuron
@@ -144,6 +145,28 @@ def _neuron_for(neuron: NeuronParams, index: int, count: int) -> NeuronParams:
     return neuron.for_layer(index, count) if isinstance(neuron, DTIFParams) else neuron
 
 
+def check_burst(ann: fx.GraphModule, burst: int) -> None:
+    """Refuse burst > 1 on a network whose activations saturate (clipped ReLU or QCFS).
+
+    Raises:
+        ConversionError: naming the saturating sites.
+    """
+    if burst <= 1:
+        return
+    modules = dict(ann.named_modules())
+    capped = [
+        str(n.meta[RELU_META])
+        for n in relu_sites(ann)
+        if RELU_CAP_META in n.meta or isinstance(modules.get(str(n.target)), QCFS)
+    ]
+    if capped:
+        raise ConversionError(
+            f"clipped activation(s) {', '.join(capped)} (QCFS, ReLU6, Hardtanh(0, m), "
+            "clamp(0, m)) saturate at their cap, as a neuron that fires at most once a step "
+            f"does; burst={burst} lets them exceed it. Use burst=1."
+        )
+
+
 def build_snn(
     ann: fx.GraphModule,
     input_shape: tuple[int, ...],
@@ -164,13 +187,7 @@ def build_snn(
         raise ConversionError(f"got {len(scales)} scales for {len(sites)} spiking layers")
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))
 
-    capped = [str(n.meta[RELU_META]) for n in sites if RELU_CAP_META in n.meta]
-    if capped and neuron.burst > 1:
-        raise ConversionError(
-            f"clipped ReLU(s) {', '.join(capped)} (ReLU6, Hardtanh(0, m), clamp(0, m)) saturate "
-            f"because a neuron fires at most once a step; burst={neuron.burst} lets them exceed "
-            "m. Use burst=1."
-        )
+    check_burst(gm, neuron.burst)
 
     def make(index: int, node: fx.Node) -> nn.Module:
         params = _neuron_for(neuron, index, len(sites))

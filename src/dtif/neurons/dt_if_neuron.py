@@ -33,7 +33,8 @@ class DTIFParams:
         payload: "binary" (spike carries 1, reset subtracts 1), "graded" (spike carries theta(t),
             reset subtracts theta(t)) or "binary-biased" (carries 1, subtracts theta(t); ablation).
         theta_min: lower clip of the threshold, in (0, 1].
-        burst: most spikes per step.
+        burst: most spikes per step; with the binary payload and `dynamic_steps`, from the
+            switch on only (`burst_at`).
         theta_levels: None, or "pow2" to round theta(t) down to a power of two.
         v0: initial potential V(0) = v0; one float, or one value per spiking layer.
         signed: emit a negative correction spike (n = -1) when V < -theta_neg while the net
@@ -131,6 +132,14 @@ def is_dynamic(params: DTIFParams, step: int) -> bool:
     return params.dynamic_steps is None or step < params.dynamic_steps
 
 
+def burst_at(params: DTIFParams, step: int) -> int:
+    """The most positive spikes at `step` (0-based): binary DTIF with `dynamic_steps` fires one
+    a step while its threshold is dynamic, and bursts only as the IF it becomes."""
+    if params.payload == "binary" and params.dynamic_steps is not None:
+        return 1 if step < params.dynamic_steps else params.burst
+    return params.burst
+
+
 def dtif_threshold(z: torch.Tensor, params: DTIFParams) -> torch.Tensor:
     """theta(t) = clip(g(z(t)), theta_min, 1), optionally rounded down to a power of two.
 
@@ -157,6 +166,7 @@ def dtif_step(
 
     V(t) = V(t-1) + z(t);  theta(t) = clip(g(z(t)), theta_min, 1) (1 after dynamic_steps).
     - binary:        n = clamp(floor(V - theta) + 1, 0, burst); V -= n;          payload 1
+                     (burst 1 while dynamic when dynamic_steps is set: `burst_at`)
     - graded:        n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload theta
     - binary-biased: n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload 1
     Signed: where n = 0, V < -theta_neg and the net count N > 0, n = -1 (the same reset
@@ -175,7 +185,7 @@ def dtif_step(
         v = v + (SWITCH_V0 - float(params.v0))  # type: ignore[arg-type]  # resolved per layer
     theta = dtif_threshold(z, params) if is_dynamic(params, state.steps) else torch.ones_like(z)
     if params.payload == "binary":
-        n = torch.clamp(torch.floor(v - theta) + 1.0, 0, params.burst)
+        n = torch.clamp(torch.floor(v - theta) + 1.0, 0, burst_at(params, state.steps))
     else:
         n = torch.clamp(torch.floor(v / theta), 0, params.burst)
     count = state.count

@@ -22,7 +22,7 @@ from dtif.neurons import (
     if_initial_state,
     is_dynamic,
 )
-from dtif.neurons.dt_if_neuron import SWITCH_V0
+from dtif.neurons.dt_if_neuron import SWITCH_V0, burst_at
 from dtif.nn.buffers import LayerRun, channel_view
 
 
@@ -98,10 +98,11 @@ def _run_dtif(
         if start + t == params.dynamic_steps:
             v.add_(SWITCH_V0 - float(params.v0))  # type: ignore[arg-type]  # resolved per layer
         if binary:
-            if params.burst == 1:
+            burst = burst_at(params, start + t)
+            if burst == 1:
                 torch.ge(v, th, out=n)  # clamp(floor(V - theta) + 1, 0, 1) == [V >= theta]
             else:
-                torch.sub(v, th, out=n).floor_().add_(1.0).clamp_(0, params.burst)
+                torch.sub(v, th, out=n).floor_().add_(1.0).clamp_(0, burst)
             if neg is not None:
                 _negative(v, n, state.count, params.theta_neg, neg)
             v.sub_(n)

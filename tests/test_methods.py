@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,23 @@ def test_switch_method_chooses_k_on_calibration_images(tmp_path: Path) -> None:
     assert get_method(str(path)).dynamic_steps_grid == (2, 4)
     path.write_text(json.dumps({**spec, "dynamic_steps_grid": [0]}))
     with pytest.raises(InputError, match="dynamic_steps_grid"):
+        get_method(str(path))
+
+
+def test_burst_methods_search_with_one_spike_then_burst(tmp_path: Path) -> None:
+    x = calibration_images()
+    for name in ("dtif-auto-signed-switch-bias", "if-auto-signed-bias"):
+        plain = METHODS[name].build(calibration_net(), x, "error", target_steps=2)
+        burst = METHODS[f"{name}-burst2"].build(calibration_net(), x, "error", target_steps=2)
+        assert burst.meta["neuron"] == replace(plain.meta["neuron"], burst=2)  # same search
+        assert all(m.params.burst == 2 for m in burst.neurons())
+        assert METHODS[f"{name}-burst2"].to_dict()["burst"] == 2
+        assert float(burst.simulate(x[:8], 12).synops[-1]) > 0
+    path = tmp_path / "burst.json"
+    path.write_text(json.dumps({"neuron": {"type": "IF"}, "burst": 3}))
+    assert get_method(str(path)).burst == 3
+    path.write_text(json.dumps({"neuron": {"type": "IF"}, "burst": 0}))
+    with pytest.raises(InputError, match="burst"):
         get_method(str(path))
 
 

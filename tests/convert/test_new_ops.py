@@ -338,6 +338,15 @@ def test_clipped_relu_with_burst_is_refused() -> None:
     with pytest.raises(dtif.ConversionError, match="burst=1"):
         dtif.convert(model, _images(8), neuron=dtif.IF(burst=2))
     dtif.convert(ActNet(nn.ReLU()).eval(), _images(8), neuron=dtif.IF(burst=2))  # no cap: fine
+    # QCFS saturates at its trained lambda: refused too, by convert and by a -burst2 method
+    from dtif.methods import METHODS
+    from dtif.models.qcfs import QCFS
+
+    qcfs = ActNet(QCFS(levels=4)).eval()
+    with pytest.raises(dtif.ConversionError, match="burst=2"):
+        dtif.convert(qcfs, _images(8), neuron=dtif.IF(burst=2))
+    with pytest.raises(dtif.ConversionError, match="QCFS"):
+        METHODS["if-auto-signed-bias-burst2"].build(qcfs, _images(8), "error", target_steps=2)
 
 
 def _scalings(gm: torch.fx.GraphModule) -> list[str]:

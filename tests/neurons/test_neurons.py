@@ -274,6 +274,19 @@ def test_dtif_binary_burst_trace() -> None:
     assert vs == [0.5, 1.0, 1.5]
 
 
+def test_binary_dtif_bursts_only_after_the_switch() -> None:
+    # alpha = 2, z = 1.5, burst 3, K = 2. While dynamic (theta 0.25) one spike a step:
+    # V = 1.5 -> 1, V = 0.5; V = 2.0 -> 1, V = 1.0. At the switch V += 0.5 - v0 = 0.5:
+    # V = 3.0, theta 1 -> floor(3 - 1) + 1 = 3, V = 0; then IF bursts: 1.5 -> 1, 2.0 -> 2.
+    spikes, _, vs = run_dtif([1.5] * 5, DTIF(alpha=2.0, burst=3, dynamic_steps=2))
+    assert spikes == [1, 1, 3, 1, 2]
+    assert vs == [0.5, 1.0, 0.0, 0.5, 0.0]
+    assert sum(spikes) == 8  # the 7.5 summed input plus the switch's 0.5, all carried
+    # graded payloads keep their bursts while dynamic (the MSAT reading)
+    graded = DTIF(alpha=2.0, burst=3, dynamic_steps=2, payload="graded")
+    assert run_dtif([1.5], graded)[0] == [3]
+
+
 def test_dtif_binary_biased_trace() -> None:
     # alpha = 4, z = 0.25, theta = 0.5: the reset subtracts theta, the spike delivers 1.
     # V: 0.25, 0.5->0, 0.25, 0.5->0, ...: spikes at 2, 4, 6, so the rate is 1/2 = z / theta,

@@ -33,6 +33,8 @@ NEURONS: dict[str, NeuronParams] = {
     "DTIF binary signed K3": dtif.DTIF(alpha=4.0, signed=True, theta_neg=0.25, dynamic_steps=3),
     "DTIF graded K5": dtif.DTIF(alpha=4.0, payload="graded", v0=0.5, dynamic_steps=5),
     "DTIF graded burst K6": dtif.DTIF(alpha=8.0, payload="graded", burst=2, dynamic_steps=6),
+    # binary: one spike a step while dynamic, bursts of up to 3 from the switch on
+    "DTIF binary burst signed K3": dtif.DTIF(alpha=4.0, burst=3, signed=True, dynamic_steps=3),
 }
 
 

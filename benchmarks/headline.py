@@ -33,6 +33,7 @@ CONTROLS = (
     "if-auto-qcfs-signed",
     "if-auto-signed-bias",
     "if-qcfs-signed-bias",
+    "if-auto-signed-bias-burst2",
 )
 STEPS_SHOWN = (1, 2, 4, 8)
 

@@ -18,7 +18,11 @@ def _finish(fig: Figure, ax: Axes, ann: float, title: str, path: Path) -> Path:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(ax.get_lines()) > 9:  # many methods: the legend beside the axes, not over the curves
+        fig.set_size_inches(10, 4.5)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -34,6 +38,11 @@ def _exit_marker(ax: Axes, method: dict[str, Any], color: str, x_key: str) -> No
     ax.plot([x], [100 * block["accuracy"]], marker="*", ms=12, color=color, ls="none")
 
 
+def _style(index: int) -> dict[str, Any]:
+    """Ten colours, then the same ten dashed, dotted, dash-dotted: no two methods look alike."""
+    return {"color": f"C{index % 10}", "ls": ("-", "--", ":", "-.")[index // 10 % 4]}
+
+
 def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write accuracy_vs_steps.png and accuracy_vs_energy.png into `out_dir`.
 
@@ -43,9 +52,10 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
     ann = 100 * results["ann_accuracy"]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    for name, m in results["methods"].items():
+    for i, (name, m) in enumerate(results["methods"].items()):
         steps = range(1, len(m["accuracy"]) + 1)
-        (line,) = ax.plot(steps, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        acc = [100 * a for a in m["accuracy"]]
+        (line,) = ax.plot(steps, acc, label=name, lw=1.6, **_style(i))
         _exit_marker(ax, m, line.get_color(), "mean_step")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")
@@ -54,9 +64,10 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> list[Path]:
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    for name, m in results["methods"].items():
+    for i, (name, m) in enumerate(results["methods"].items()):
         energy_uj = [e / 1e6 for e in m["energy_pj"]]
-        (line,) = ax.plot(energy_uj, [100 * a for a in m["accuracy"]], label=name, lw=1.6)
+        acc = [100 * a for a in m["accuracy"]]
+        (line,) = ax.plot(energy_uj, acc, label=name, lw=1.6, **_style(i))
         _exit_marker(ax, m, line.get_color(), "energy_pj")
     ax.axvline(results["ann_energy_pj"] / 1e6, color="gray", ls=":", lw=1, label="ANN energy")
     ax.set_xscale("log")

@@ -58,6 +58,8 @@ SIGNED = (
     "dtif-auto-signed-bias",
     "if-auto-signed-bias",
     "dtif-auto-signed-switch-bias",
+    "dtif-auto-signed-switch-bias-burst2",
+    "if-auto-signed-bias-burst2",
 )
 # On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
 # QCFS rows are compared with the ReLU run's if-max).

@@ -12,10 +12,10 @@ from torch import nn
 
 from dtif.calibrate.bias import calibrate_biases
 from dtif.calibrate.search import START, calibrate_dtif
-from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale
+from dtif.convert.normalize import MaxNorm, Norm, PercentileNorm, TrainedScale, has_qcfs
 from dtif.convert.options import MaxPoolPolicy, from_dict, to_dict
 from dtif.convert.pipeline import check_burst, convert
-from dtif.errors import InputError
+from dtif.errors import ConversionError, InputError
 from dtif.neurons import DTIFParams, IFParams, NeuronParams
 from dtif.sim.network import SpikingNetwork
 
@@ -79,6 +79,12 @@ class Method:
         progress: bool = False,
     ) -> SpikingNetwork:
         """Convert `model` with this method; an auto method calibrates DTIF on `calib` first."""
+        if self.burst is not None and self.burst > 1 and has_qcfs(model):  # before the search
+            raise ConversionError(
+                f"method {self.name} fires up to {self.burst} spikes a step, but the model's "
+                "QCFS activations saturate at their trained lambda: use a method without "
+                "bursts (e.g. dtif-auto-qcfs-signed)"
+            )
         snn = self._convert(model, calib, maxpool, target_steps, progress)
         if self.burst is not None:
             set_burst(snn, self.burst)

@@ -345,8 +345,11 @@ def test_clipped_relu_with_burst_is_refused() -> None:
     qcfs = ActNet(QCFS(levels=4)).eval()
     with pytest.raises(dtif.ConversionError, match="burst=2"):
         dtif.convert(qcfs, _images(8), neuron=dtif.IF(burst=2))
-    with pytest.raises(dtif.ConversionError, match="QCFS"):
+    with pytest.raises(dtif.ConversionError, match="trained lambda"):  # before its search
         METHODS["if-auto-signed-bias-burst2"].build(qcfs, _images(8), "error", target_steps=2)
+    relu6 = ActNet(nn.ReLU6()).eval()  # a clipped ReLU is caught once converted
+    with pytest.raises(dtif.ConversionError, match="burst=2"):
+        METHODS["if-auto-signed-bias-burst2"].build(relu6, _images(8), "error", target_steps=2)
 
 
 def _scalings(gm: torch.fx.GraphModule) -> list[str]:

@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     joined = False
     try:
         joined = _join_process_group(args)
-        return int(COMMANDS[args.command](args))
+        code = int(COMMANDS[args.command](args))
+        if joined:  # no rank leaves before rank 0 has written its files
+            distributed.barrier()
+        return code
     except DtifError as err:
         print(f"dtif {args.command}: error: {err}", file=sys.stderr)
         return 2

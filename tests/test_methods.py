@@ -34,17 +34,17 @@ class _Tracked:
 
 
 def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dtif.methods
+    import dtif.methods.recipe
 
     seen: list[int] = []
-    real = dtif.methods.calibrate_dtif
+    real = dtif.methods.recipe.calibrate_dtif
 
     def spy(model: nn.Module, calib: object, **kw: Any) -> Any:
         seen.append(loader.reads)
         assert torch.equal(torch.as_tensor(calib), calib_x)  # only the calibration images
         return real(model, calib, **kw)
 
-    monkeypatch.setattr(dtif.methods, "calibrate_dtif", spy)
+    monkeypatch.setattr(dtif.methods.recipe, "calibrate_dtif", spy)  # where Method.build looks
     calib_x = calibration_images()
     gen = torch.Generator().manual_seed(5)
     loader = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))
@@ -144,10 +144,10 @@ def test_burst_methods_search_with_one_spike_then_burst(tmp_path: Path) -> None:
 
 
 def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dtif.methods
+    import dtif.methods.recipe
 
     seen: list[int] = []
-    real = dtif.methods.calibrate_biases
+    real = dtif.methods.recipe.calibrate_biases
 
     def spy(snn: Any, calib: object, steps: int, **kw: Any) -> Any:
         seen.append(loader.reads)
@@ -155,7 +155,7 @@ def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.Monkey
         assert steps == dtif.methods.BIAS_STEPS
         return real(snn, calib, steps, **kw)
 
-    monkeypatch.setattr(dtif.methods, "calibrate_biases", spy)
+    monkeypatch.setattr(dtif.methods.recipe, "calibrate_biases", spy)
     calib_x = calibration_images()
     gen = torch.Generator().manual_seed(6)
     loader = _Tracked(torch.rand(10, 1, 8, 8, generator=gen), torch.randint(0, 3, (10,)))

@@ -1,0 +1,126 @@
+"""`Method`: a named conversion recipe (neuron, norm, search, bias calibration, burst)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from dtif.calibrate.bias import calibrate_biases
+from dtif.calibrate.search import START, calibrate_dtif
+from dtif.convert.normalize import Norm, has_qcfs
+from dtif.convert.options import MaxPoolPolicy, to_dict
+from dtif.convert.pipeline import check_burst, convert
+from dtif.errors import ConversionError
+from dtif.neurons import DTIFParams, NeuronParams
+from dtif.sim.network import SpikingNetwork
+
+
+@dataclass(frozen=True)
+class Method:
+    """A conversion recipe.
+
+    Attributes:
+        name: the short name.
+        neuron: IF or DTIF parameters.
+        norm: the threshold normalization.
+        description: one line for `--list-methods`.
+        auto: True when DTIF's hyperparameters are calibrated per network (`dtif-auto`).
+        alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
+        dynamic_steps_grid: the K that calibration tries after its search, for a threshold
+            that is dynamic for the first K steps only (empty: always dynamic).
+        bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
+        burst: None, or the most spikes a step, set after the search (which runs with one)
+            and before bias calibration.
+    """
+
+    name: str
+    neuron: NeuronParams
+    norm: Norm
+    description: str
+    auto: bool = False
+    alpha_grid: tuple[float, ...] | None = None
+    dynamic_steps_grid: tuple[int, ...] = ()
+    bias_steps: int | None = None
+    burst: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "name": self.name,
+            "neuron": to_dict(self.neuron),
+            "norm": to_dict(self.norm),
+            "description": self.description,
+            "auto": self.auto,
+        }
+        if self.alpha_grid is not None:
+            d["alpha_grid"] = list(self.alpha_grid)
+        if self.dynamic_steps_grid:
+            d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
+        if self.bias_steps is not None:
+            d["bias_steps"] = self.bias_steps
+        if self.burst is not None:
+            d["burst"] = self.burst
+        if self.auto:  # results of an older search do not match, so --resume reruns them
+            d["search_start"] = list(START)
+        return d
+
+    def build(
+        self,
+        model: nn.Module,
+        calib: torch.Tensor,
+        maxpool: MaxPoolPolicy,
+        target_steps: int,
+        progress: bool = False,
+    ) -> SpikingNetwork:
+        """Convert `model` with this method; an auto method calibrates DTIF on `calib` first."""
+        if self.burst is not None and self.burst > 1 and has_qcfs(model):  # before the search
+            raise ConversionError(
+                f"method {self.name} fires up to {self.burst} spikes a step, but the model's "
+                "QCFS activations saturate at their trained lambda: use a method without "
+                "bursts (e.g. dtif-auto-qcfs-signed)"
+            )
+        snn = self._convert(model, calib, maxpool, target_steps, progress)
+        if self.burst is not None:
+            set_burst(snn, self.burst)
+        if self.bias_steps is not None:
+            calibrate_biases(snn, calib, self.bias_steps, progress=progress)
+        return snn
+
+    def _convert(
+        self,
+        model: nn.Module,
+        calib: torch.Tensor,
+        maxpool: MaxPoolPolicy,
+        target_steps: int,
+        progress: bool,
+    ) -> SpikingNetwork:
+        if not self.auto:
+            return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
+        base = self.neuron if isinstance(self.neuron, DTIFParams) else None
+        grid: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        if self.dynamic_steps_grid:
+            grid["dynamic_steps_grid"] = self.dynamic_steps_grid
+        return calibrate_dtif(
+            model,
+            calib,
+            target_steps=target_steps,
+            base=base,
+            norm=self.norm,
+            maxpool=maxpool,
+            progress=progress,
+            **grid,
+        ).snn
+
+
+def set_burst(snn: SpikingNetwork, burst: int) -> None:
+    """Let every neuron of `snn` fire up to `burst` spikes a step (its record too).
+
+    Raises:
+        ConversionError: activations that saturate (QCFS, clipped ReLU), as `convert` does.
+    """
+    check_burst(snn.ann, burst)
+    for m in snn.neurons():
+        m.params = replace(m.params, burst=burst)
+    snn.meta["neuron"] = replace(snn.meta["neuron"], burst=burst)

@@ -1,0 +1,235 @@
+"""The named methods (`METHODS`), their calibrated constants, and the defaults of the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dtif.convert.normalize import MaxNorm, PercentileNorm, TrainedScale
+from dtif.methods.recipe import Method
+from dtif.neurons import DTIFParams, IFParams
+
+AUTO = "dtif-auto"
+
+# The default DTIF: binary payload, rational g, one fixed alpha (see docs/dtif.md).
+DTIF_ALPHA = 8.0
+_P999 = PercentileNorm(99.9)
+# The negative firing level of the signed methods; 0, 0.1 and 0.5 were screened against it on
+# held-out training images (docs/dtif.md, "Signed correction spikes").
+SIGNED_THETA_NEG = 0.25
+# The T at which the -bias methods calibrate their biases, chosen on held-out training images
+# (docs/results.md, "What we tried").
+BIAS_STEPS = 8
+# The K tried by the -switch methods: the threshold dynamic for the first K steps, then 1.
+SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
+# Spikes per step of the -burst2 methods: a neuron whose input exceeds its scale carries the
+# excess instead of saturating at one spike a step (docs/dtif.md).
+BURST = 2
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("if-max", IFParams(), MaxNorm(), "IF, max normalization (Diehl et al. 2015)"),
+        Method(
+            "if-p99.9", IFParams(), _P999, "IF, 99.9th-percentile normalization (Rueckauer 2017)"
+        ),
+        Method(
+            "if-p99.99", IFParams(), PercentileNorm(99.99), "IF, 99.99th-percentile normalization"
+        ),
+        Method(
+            "if-max-v0.5",
+            IFParams(v0=0.5),
+            MaxNorm(),
+            "IF, max norm, initial potential 0.5 (Bu et al.)",
+        ),
+        Method("if-p99.9-v0.5", IFParams(v0=0.5), _P999, "IF, p99.9 norm, initial potential 0.5"),
+        Method(
+            "dtif",
+            DTIFParams(alpha=DTIF_ALPHA),
+            _P999,
+            f"DTIF, binary payload, rational g, alpha={DTIF_ALPHA:g}, p99.9 norm",
+        ),
+        Method(
+            "dtif-exp",
+            DTIFParams(alpha=DTIF_ALPHA, g="exp"),
+            _P999,
+            f"DTIF, binary payload, exponential g, alpha={DTIF_ALPHA:g}, p99.9 norm",
+        ),
+        Method(
+            "dtif-graded",
+            DTIFParams(alpha=DTIF_ALPHA, payload="graded", burst=4, theta_min=0.25, v0=0.5),
+            _P999,
+            "DTIF, graded payload (MSAT reading), burst 4, theta_min 0.25, v0 0.5, p99.9 norm",
+        ),
+        Method(
+            "dtif-pow2",
+            DTIFParams(
+                alpha=DTIF_ALPHA,
+                payload="graded",
+                burst=4,
+                theta_min=0.25,
+                v0=0.5,
+                theta_levels="pow2",
+            ),
+            _P999,
+            "DTIF graded with power-of-two threshold levels (shift-and-add synapses)",
+        ),
+        Method(
+            "dtif-binary-biased",
+            DTIFParams(alpha=DTIF_ALPHA, payload="binary-biased"),
+            _P999,
+            "ablation: binary payload but reset by theta(t); the rate is biased",
+        ),
+        Method(
+            AUTO,
+            DTIFParams(alpha=DTIF_ALPHA),
+            _P999,
+            "DTIF with per-layer alpha and v0 calibrated on training images",
+            auto=True,
+        ),
+        Method(
+            "if-auto",
+            DTIFParams(alpha=0.0),
+            _P999,
+            "control for dtif-auto: the same search with alpha fixed at 0 (IF), per-layer v0 only",
+            auto=True,
+            alpha_grid=(0.0,),
+        ),
+        Method(
+            "if-qcfs",
+            IFParams(v0=0.5),
+            TrainedScale(),
+            "IF, trained QCFS scale, initial potential 0.5 (Bu et al. 2022; QCFS checkpoints only)",
+        ),
+        Method(
+            "dtif-auto-qcfs",
+            DTIFParams(alpha=DTIF_ALPHA),
+            TrainedScale(),
+            "dtif-auto on the trained QCFS scale (QCFS checkpoints only)",
+            auto=True,
+        ),
+        Method(
+            "dtif-auto-signed",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto with signed correction spikes (-1 when V < -theta_neg, net count > 0), "
+            f"theta_neg={SIGNED_THETA_NEG:g}",
+            auto=True,
+        ),
+        Method(
+            "dtif-auto-signed-switch",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "dtif-auto-signed whose threshold is dynamic for the first K steps, then 1 (IF); "
+            "K chosen after the search on the same images",
+            auto=True,
+            dynamic_steps_grid=SWITCH_GRID,
+        ),
+        Method(
+            "if-auto-signed",
+            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "control for dtif-auto-signed: IF with the same signed spikes, per-layer v0 searched",
+            auto=True,
+            alpha_grid=(0.0,),
+        ),
+        Method(
+            "dtif-signed",
+            DTIFParams(alpha=4.0, v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "DTIF alpha 4, v0 0.5, signed correction spikes, p99.9 norm (no search)",
+        ),
+        Method(
+            "if-p99.9-v0.5-signed",
+            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            _P999,
+            "control for dtif-signed: IF, p99.9 norm, v0 0.5, signed correction spikes",
+        ),
+        Method(
+            "if-qcfs-signed",
+            IFParams(v0=0.5, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "if-qcfs with signed correction spikes (QCFS checkpoints only)",
+        ),
+        Method(
+            "dtif-auto-qcfs-signed",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "dtif-auto-qcfs with signed correction spikes (QCFS checkpoints only)",
+            auto=True,
+        ),
+        Method(
+            "dtif-auto-qcfs-signed-switch",
+            DTIFParams(alpha=DTIF_ALPHA, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "dtif-auto-qcfs-signed with the dynamic threshold for the first K steps only "
+            "(QCFS checkpoints only)",
+            auto=True,
+            dynamic_steps_grid=SWITCH_GRID,
+        ),
+        Method(
+            "if-auto-qcfs-signed",
+            DTIFParams(alpha=0.0, signed=True, theta_neg=SIGNED_THETA_NEG),
+            TrainedScale(),
+            "control for dtif-auto-qcfs-signed: the same search with alpha fixed at 0 (IF)",
+            auto=True,
+            alpha_grid=(0.0,),
+        ),
+    ]
+}
+
+
+def _with_bias(base: str, description: str) -> Method:
+    """`base` followed by bias calibration for the first BIAS_STEPS steps: "<base>-bias"."""
+    return replace(
+        METHODS[base], name=f"{base}-bias", description=description, bias_steps=BIAS_STEPS
+    )
+
+
+for _bias in [
+    _with_bias(
+        "dtif-auto-signed",
+        "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
+        f"mean rate at T={BIAS_STEPS} (layer by layer)",
+    ),
+    _with_bias(
+        "dtif-auto-signed-switch",
+        "dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias "
+        f"(T={BIAS_STEPS})",
+    ),
+    _with_bias(
+        "if-auto-signed",
+        "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
+    ),
+    _with_bias(
+        "dtif-auto-qcfs-signed",
+        "dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias "
+        f"(T={BIAS_STEPS}; QCFS checkpoints only)",
+    ),
+    _with_bias(
+        "if-qcfs-signed",
+        f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
+    ),
+]:
+    METHODS[_bias.name] = _bias
+
+
+def _with_burst(base: str, description: str) -> Method:
+    """`base` with up to BURST spikes a step once searched: "<base>-burst2"."""
+    return replace(METHODS[base], name=f"{base}-burst{BURST}", description=description, burst=BURST)
+
+
+for _burst in [
+    _with_burst(
+        "dtif-auto-signed-switch-bias",
+        f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
+        "(one a step while the threshold is dynamic)",
+    ),
+    _with_burst(
+        "if-auto-signed-bias",
+        f"control for dtif-auto-signed-switch-bias-burst{BURST}: if-auto-signed-bias with up "
+        f"to {BURST} spikes a step",
+    ),
+]:
+    METHODS[_burst.name] = _burst
+
+DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

@@ -174,3 +174,32 @@ def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.Monkey
     assert seen == [1, 2]
     for name in names:
         assert results["methods"][name]["method"]["bias_steps"] == dtif.methods.BIAS_STEPS
+
+
+def test_spread_methods_choose_v0_spread_on_calibration_images(tmp_path: Path) -> None:
+    from dtif.models.qcfs import swap_relu
+
+    net = calibration_net()
+    swap_relu(net, 8, 2.0)
+    x = calibration_images()
+    for name in ("dtif-auto-qcfs-signed", "if-auto-qcfs-signed"):
+        method = METHODS[f"{name}-spread"]
+        assert method.to_dict()["spread_grid"] == list(method.spread_grid)
+        assert "spread_grid" not in METHODS[name].to_dict()  # its results still resume
+        plain = METHODS[name].build(net, x, "error", target_steps=2)
+        snn = method.build(net, x, "error", target_steps=2)
+        spread = snn.meta["neuron"].v0_spread
+        assert spread == 0.0 or spread in method.spread_grid
+        assert snn.meta["neuron"] == replace(plain.meta["neuron"], v0_spread=spread)  # same search
+        assert all(m.params.v0_spread == spread and m.params.signed for m in snn.neurons())
+    spec = {"neuron": {"type": "DTIF"}, "auto": True, "spread_grid": [0.5]}
+    path = tmp_path / "spread.json"
+    path.write_text(json.dumps(spec))
+    assert get_method(str(path)).spread_grid == (0.5,)
+    for bad in ([2.0], [], "0.5"):
+        path.write_text(json.dumps({**spec, "spread_grid": bad}))
+        with pytest.raises(InputError, match="spread_grid"):
+            get_method(str(path))
+    path.write_text(json.dumps({**spec, "auto": False}))  # a grid without a search
+    with pytest.raises(InputError, match="auto"):
+        get_method(str(path))

@@ -104,3 +104,28 @@ def test_dynamic_steps_grid_keeps_the_lowest_loss() -> None:
     assert all(m.params.dynamic_steps == k for m in cal.snn.neurons())
     with pytest.raises(InputError, match="dynamic_steps"):
         _calibrate(dynamic_steps_grid=(0,))
+
+
+def test_spread_grid_keeps_the_lowest_loss() -> None:
+    base = DTIFParams(signed=True, theta_neg=0.25)
+    plain = _calibrate(base=base)
+    cal = _calibrate(base=base, spread_grid=(0.25, 1.0))
+    assert (cal.alpha, cal.v0) == (plain.alpha, plain.v0)  # the same search first
+    tried = {h["v0_spread"]: h["loss"] for h in cal.history if h["layer"] == "*"}
+    assert set(tried) == {0.0, 0.25, 1.0}
+    assert tried[0.0] == pytest.approx(plain.loss)
+    spread = cal.snn.meta["neuron"].v0_spread
+    assert cal.loss == tried[spread] == min(tried.values())
+    assert all(m.params.v0_spread == spread for m in cal.snn.neurons())
+
+
+def test_bad_spread_grid_is_refused_before_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dtif.calibrate.search as search
+
+    def never(*args: Any) -> Any:
+        raise AssertionError("the search ran")
+
+    monkeypatch.setattr(search, "_loss", never)
+    for bad in ((0.5, 1.5), (-0.25,), (True,)):
+        with pytest.raises(InputError, match="spread_grid"):
+            _calibrate(spread_grid=bad)

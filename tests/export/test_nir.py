@@ -160,6 +160,12 @@ def test_signed_neurons_refused(neuron: object) -> None:
         export_nir(snn)
 
 
+def test_spread_initial_potentials_refused() -> None:
+    snn, _ = _convert(PoolCNN(), (1, 8, 8), neuron=dtif.IF(reset="zero", v0_spread=0.5))
+    with pytest.raises(UnsupportedOpsError, match="v0_spread=0.5: NIR's IF starts every neuron"):
+        export_nir(snn)
+
+
 def test_import_refuses_unknown_nodes() -> None:
     shape = np.array([2])
     graph = nir.NIRGraph(

@@ -35,6 +35,11 @@ NEURONS: dict[str, NeuronParams] = {
     "DTIF graded burst K6": dtif.DTIF(alpha=8.0, payload="graded", burst=2, dynamic_steps=6),
     # binary: one spike a step while dynamic, bursts of up to 3 from the switch on
     "DTIF binary burst signed K3": dtif.DTIF(alpha=4.0, burst=3, signed=True, dynamic_steps=3),
+    # initial potentials spread across the layer's neurons
+    "IF signed spread": dtif.IF(v0=0.5, signed=True, theta_neg=0.25, v0_spread=0.5),
+    "DTIF binary signed K3 spread": dtif.DTIF(
+        alpha=4.0, v0=0.25, signed=True, theta_neg=0.25, dynamic_steps=3, v0_spread=1.0
+    ),
 }
 
 

@@ -14,7 +14,7 @@ neuron parameters.
 
 With a `dynamic_steps_grid`, the search then tries each K of the grid in every layer at once
 (the threshold dynamic for the first K steps, then 1) against the searched network as it is,
-and keeps the lowest loss.
+and keeps the lowest loss. A `spread_grid` is tried last, in the same way, for `v0_spread`.
 """
 
 from __future__ import annotations
@@ -91,24 +91,26 @@ def _better(loss: float, sop: float, best: float, best_sop: float) -> bool:
     return loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop)
 
 
-def _choose_dynamic_steps(
+def _choose_for_all(
     neurons: Sequence[SpikingNeuron],
-    grid: Sequence[int],
-    base: DTIFParams,
+    name: str,
+    grid: Sequence[Any],
+    current: Any,
     loss: float,
     trial_all: Any,
-) -> tuple[int | None, float]:
-    """The K of `grid` (or the base's) with the lowest loss, set in every layer."""
-    choice = base.dynamic_steps
+) -> tuple[Any, float]:
+    """The value of neuron field `name` in `grid` (or `current`) with the lowest loss, set in
+    every layer."""
+    choice = current
     if not grid:
         return choice, loss
-    best, best_sop = trial_all(choice)
-    for k in grid:
-        trial = trial_all(k)
+    best, best_sop = trial_all(name, choice)
+    for value in grid:
+        trial = trial_all(name, value)
         if _better(*trial, best, best_sop):
-            (best, best_sop), choice = trial, k
+            (best, best_sop), choice = trial, value
     for m in neurons:
-        m.params = replace(m.params, dynamic_steps=choice)
+        m.params = replace(m.params, **{name: choice})
     return choice, best
 
 
@@ -127,6 +129,7 @@ def calibrate_dtif(
     progress: bool = False,
     start: tuple[float, float] | None = START,
     dynamic_steps_grid: Sequence[int] = (),
+    spread_grid: Sequence[float] = (),
 ) -> DTIFCalibration:
     """Pick per-layer alpha and v0 of a DTIF network on calibration images.
 
@@ -150,17 +153,23 @@ def calibrate_dtif(
             there.
         dynamic_steps_grid: values of `DTIFParams.dynamic_steps` tried after the search
             (empty: keep the base's).
+        spread_grid: values of `DTIFParams.v0_spread` tried last, in every layer at once
+            (empty: keep the base's).
 
     Returns:
         The calibrated network, the chosen values, and the search history.
 
     Raises:
-        InputError: target_steps < 1, empty grids, or a network that is not DTIF.
+        InputError: target_steps < 1, empty grids, a spread outside [0, 1], or a network that
+            is not DTIF.
     """
     if target_steps < 1:
         raise InputError(f"target_steps must be >= 1, got {target_steps}")
     if not alpha_grid or not v0_grid:
         raise InputError("alpha_grid and v0_grid must not be empty")
+    bad = [v for v in spread_grid if isinstance(v, bool) or not 0.0 <= float(v) <= 1.0]
+    if bad:  # before the search, not after it
+        raise InputError(f"spread_grid values must be numbers in [0, 1], got {bad}")
     base = base or DTIFParams()
     data = CalibrationData(calib)
     if isinstance(model, SpikingNetwork):
@@ -200,11 +209,11 @@ def calibrate_dtif(
         bar.update(1)
         return loss, sop
 
-    def trial_all(k: int | None) -> tuple[float, float]:
+    def trial_all(name: str, value: Any) -> tuple[float, float]:
         for m in neurons:
-            m.params = replace(m.params, dynamic_steps=k)
+            m.params = replace(m.params, **{name: value})
         loss, sop = _loss(snn, x, ann_logits, horizon)
-        history.append({"layer": "*", "dynamic_steps": k, "loss": loss, "synops": sop})
+        history.append({"layer": "*", name: value, "loss": loss, "synops": sop})
         return loss, sop
 
     for i in range(len(neurons)):
@@ -219,8 +228,15 @@ def calibrate_dtif(
         alphas[i], v0s[i] = choice
     bar.close()
     _set(neurons, alphas, v0s)
-    steps, best = _choose_dynamic_steps(neurons, dynamic_steps_grid, base, best, trial_all)
-    snn.meta["neuron"] = replace(base, alpha=tuple(alphas), v0=tuple(v0s), dynamic_steps=steps)
+    steps, best = _choose_for_all(
+        neurons, "dynamic_steps", dynamic_steps_grid, base.dynamic_steps, best, trial_all
+    )
+    spread, best = _choose_for_all(
+        neurons, "v0_spread", spread_grid, base.v0_spread, best, trial_all
+    )
+    snn.meta["neuron"] = replace(
+        base, alpha=tuple(alphas), v0=tuple(v0s), dynamic_steps=steps, v0_spread=spread
+    )
     snn.meta["calibration"] = {
         "target_steps": target_steps,
         "num_images": int(x.shape[0]),

@@ -34,7 +34,8 @@ def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
     """`{"type": class name, **fields}` of neuron parameters or a norm.
 
     A neuron without signed spikes leaves out `signed` and `theta_neg`, and one whose
-    threshold is always dynamic leaves out `dynamic_steps`, so its dict (and the results and
+    threshold is always dynamic leaves out `dynamic_steps`, and one without spread initial
+    potentials leaves out `v0_spread`, so its dict (and the results and
     files keyed by it) is the same as before those options existed.
     """
     if not dataclasses.is_dataclass(options) or isinstance(options, type):
@@ -44,6 +45,8 @@ def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
         del fields["signed"], fields["theta_neg"]
     if "dynamic_steps" in fields and fields["dynamic_steps"] is None:
         del fields["dynamic_steps"]
+    if fields.get("v0_spread") == 0.0:
+        del fields["v0_spread"]
     return {"type": type(options).__name__, **fields}
 
 

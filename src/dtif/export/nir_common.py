@@ -72,10 +72,17 @@ def check_nir_if(params: NeuronParams) -> None:
         problems.append(f"burst={params.burst}: NIR's IF emits at most one spike per step")
     if params.v0 != 0.0:
         problems.append(f"v0={params.v0}: NIR's IF starts at potential 0; use v0=0")
+    if params.v0_spread != 0.0:
+        problems.append(
+            f"v0_spread={params.v0_spread}: NIR's IF starts every neuron at potential 0; "
+            "use v0_spread=0"
+        )
     default = IFParams()
     for f in dataclasses.fields(params):  # fields that later versions add
         value = getattr(params, f.name)
-        if f.name not in ("reset", "burst", "v0") and value != getattr(default, f.name):
+        if f.name not in ("reset", "burst", "v0", "v0_spread") and value != getattr(
+            default, f.name
+        ):
             problems.append(f"{f.name}={value!r}: not expressible as a nir.IF")
     if problems:
         raise Refusal("IF neuron with " + "; ".join(problems))

@@ -65,6 +65,7 @@ def method_from_file(path: Path) -> Method:
         _dynamic_steps_grid(spec.get("dynamic_steps_grid"), str(path)),
         _optional_count(spec, "bias_steps", str(path)),
         _optional_count(spec, "burst", str(path)),
+        _spread_grid(spec.get("spread_grid"), str(path)),
     )
 
 
@@ -90,6 +91,19 @@ def _dynamic_steps_grid(value: object, source: str) -> tuple[int, ...]:
     ):
         raise InputError(f"{source}: dynamic_steps_grid must be a non-empty list of integers >= 1")
     return tuple(value)
+
+
+def _spread_grid(value: object, source: str) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not all(0 <= v <= 1 for v in value)
+    ):
+        raise InputError(f"{source}: spread_grid must be a non-empty list of numbers in [0, 1]")
+    return tuple(float(v) for v in value)
 
 
 def _optional_count(spec: dict[str, object], key: str, source: str) -> int | None:

@@ -13,7 +13,7 @@ from dtif.calibrate.search import START, calibrate_dtif
 from dtif.convert.normalize import Norm, has_qcfs
 from dtif.convert.options import MaxPoolPolicy, to_dict
 from dtif.convert.pipeline import check_burst, convert
-from dtif.errors import ConversionError
+from dtif.errors import ConversionError, InputError
 from dtif.neurons import DTIFParams, NeuronParams
 from dtif.sim.network import SpikingNetwork
 
@@ -31,6 +31,7 @@ class Method:
         alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
         dynamic_steps_grid: the K that calibration tries after its search, for a threshold
             that is dynamic for the first K steps only (empty: always dynamic).
+        spread_grid: the `v0_spread` values that calibration tries last (empty: none).
         bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
         burst: None, or the most spikes a step, set after the search (which runs with one)
             and before bias calibration.
@@ -45,6 +46,14 @@ class Method:
     dynamic_steps_grid: tuple[int, ...] = ()
     bias_steps: int | None = None
     burst: int | None = None
+    spread_grid: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.auto and (self.alpha_grid or self.dynamic_steps_grid or self.spread_grid):
+            raise InputError(
+                f"method {self.name}: alpha_grid, dynamic_steps_grid and spread_grid are tried "
+                "by the calibration search only; set auto to true, or drop the grids"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -58,6 +67,8 @@ class Method:
             d["alpha_grid"] = list(self.alpha_grid)
         if self.dynamic_steps_grid:
             d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
+        if self.spread_grid:
+            d["spread_grid"] = list(self.spread_grid)
         if self.bias_steps is not None:
             d["bias_steps"] = self.bias_steps
         if self.burst is not None:
@@ -102,6 +113,8 @@ class Method:
         grid: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
         if self.dynamic_steps_grid:
             grid["dynamic_steps_grid"] = self.dynamic_steps_grid
+        if self.spread_grid:
+            grid["spread_grid"] = self.spread_grid
         return calibrate_dtif(
             model,
             calib,

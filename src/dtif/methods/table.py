@@ -24,6 +24,9 @@ SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
 # Spikes per step of the -burst2 methods: a neuron whose input exceeds its scale carries the
 # excess instead of saturating at one spike a step (docs/dtif.md).
 BURST = 2
+# The v0_spread values tried by the -spread methods after their search (0 is always tried):
+# initial potentials spread across the neurons of a layer (docs/dtif.md).
+SPREAD_GRID = (0.25, 0.5)
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -231,5 +234,28 @@ for _burst in [
     ),
 ]:
     METHODS[_burst.name] = _burst
+
+
+def _with_spread(base: str, description: str) -> Method:
+    """`base` with v0_spread chosen from SPREAD_GRID after its search: "<base>-spread"."""
+    return replace(
+        METHODS[base], name=f"{base}-spread", description=description, spread_grid=SPREAD_GRID
+    )
+
+
+for _spread in [
+    _with_spread(
+        "dtif-auto-qcfs-signed",
+        "dtif-auto-qcfs-signed, then initial potentials spread across each layer's neurons "
+        f"(v0_spread 0 or {', '.join(map(str, SPREAD_GRID))}, chosen by the search's loss; "
+        "QCFS checkpoints only)",
+    ),
+    _with_spread(
+        "if-auto-qcfs-signed",
+        "control for dtif-auto-qcfs-signed-spread: if-auto-qcfs-signed with the same choice "
+        "of v0_spread",
+    ),
+]:
+    METHODS[_spread.name] = _spread
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

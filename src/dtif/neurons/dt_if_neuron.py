@@ -13,7 +13,12 @@ from typing import Literal
 import torch
 
 from dtif.errors import InputError
-from dtif.neurons.if_neuron import check_signed, negative_spikes
+from dtif.neurons.if_neuron import (
+    check_signed,
+    check_spread,
+    initial_potential,
+    negative_spikes,
+)
 
 SWITCH_V0 = 0.5
 """At the switch of `dynamic_steps`, V moves by SWITCH_V0 - v0: IF with v0 = 0.5 rounds."""
@@ -44,6 +49,8 @@ class DTIFParams:
         dynamic_steps: None (the threshold is dynamic at every step), or K >= 1: dynamic for
             the first K steps of a run, then fixed at 1 (IF), which rounds better once the
             early spikes have carried the first estimate (docs/dtif.md).
+        v0_spread: in [0, 1]; V(0) = v0 + v0_spread * (u - 1/2), u a fixed pattern across
+            the neurons of a layer (`dtif.neurons.if_neuron.initial_potential`).
     """
 
     alpha: float | tuple[float, ...] = 4.0
@@ -56,9 +63,11 @@ class DTIFParams:
     signed: bool = False
     theta_neg: float = 0.5
     dynamic_steps: int | None = None
+    v0_spread: float = 0.0
 
     def __post_init__(self) -> None:
         check_signed("DTIF", self.signed, self.theta_neg)
+        check_spread("DTIF", self.v0_spread)
         k = self.dynamic_steps
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InputError(f"DTIF dynamic_steps must be None or an integer >= 1, got {k!r}")
@@ -122,9 +131,10 @@ class DTIFState:
 
 
 def dtif_initial_state(z: torch.Tensor, params: DTIFParams) -> DTIFState:
-    """Initial state V(0) = v0, theta = 1 (net count 0 when signed), shaped like `z`."""
+    """Initial state V(0) (`initial_potential`), theta = 1 (net count 0 when signed), like `z`."""
     count = torch.zeros_like(z) if params.signed else None
-    return DTIFState(v=torch.full_like(z, params.v0), theta=torch.ones_like(z), count=count)
+    v = initial_potential(z, params.v0, params.v0_spread)  # type: ignore[arg-type]  # resolved per layer
+    return DTIFState(v=v, theta=torch.ones_like(z), count=count)
 
 
 def is_dynamic(params: DTIFParams, step: int) -> bool:

@@ -24,6 +24,8 @@ class IFParams:
         signed: emit a negative correction spike (-1, V += 1) when V < -theta_neg while the
             neuron's net spike count is positive (docs/dtif.md, "Signed correction spikes").
         theta_neg: the negative firing level, in thresholds (>= 0); used when signed.
+        v0_spread: in [0, 1]; V(0) = v0 + v0_spread * (u - 1/2), u a fixed pattern in [0, 1)
+            across the neurons of a layer (`initial_potential`). 0: every neuron starts at v0.
     """
 
     v0: float = 0.0
@@ -31,6 +33,7 @@ class IFParams:
     burst: int = 1
     signed: bool = False
     theta_neg: float = 0.5
+    v0_spread: float = 0.0
 
     def __post_init__(self) -> None:
         if self.reset not in ("subtract", "zero"):
@@ -38,6 +41,7 @@ class IFParams:
         if self.burst < 1:
             raise InputError(f"IF burst must be >= 1, got {self.burst}")
         check_signed("IF", self.signed, self.theta_neg)
+        check_spread("IF", self.v0_spread)
         if self.signed and self.reset != "subtract":
             raise InputError("IF signed=True needs reset='subtract' (a negative spike adds 1)")
 
@@ -53,6 +57,31 @@ def check_signed(kind: str, signed: object, theta_neg: object) -> None:
         or theta_neg < 0
     ):
         raise InputError(f"{kind} theta_neg must be a finite number >= 0, got {theta_neg!r}")
+
+
+def check_spread(kind: str, spread: object) -> None:
+    """Raise InputError unless `spread` (v0_spread) is a number in [0, 1]."""
+    if isinstance(spread, bool) or not isinstance(spread, int | float) or not 0.0 <= spread <= 1.0:
+        raise InputError(f"{kind} v0_spread must be a number in [0, 1], got {spread!r}")
+
+
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def initial_potential(z: torch.Tensor, v0: float, spread: float) -> torch.Tensor:
+    """V(0) shaped like z ([B, ...]): v0, plus spread * (u - 1/2) per neuron when spread > 0.
+
+    u = frac((i + 1/2) * golden ratio) over the flat index i of one image's neurons: a fixed,
+    evenly spread pattern, the same for every image and every run, so that neurons with
+    similar inputs do not all round at the same point (docs/dtif.md, "Spread initial
+    potentials").
+    """
+    v = torch.full_like(z, v0)
+    if spread:
+        i = torch.arange(z[0].numel(), dtype=torch.float64)
+        u = torch.frac((i + 0.5) * GOLDEN).sub_(0.5).mul_(spread)
+        v.add_(u.to(z.device, z.dtype).view(z.shape[1:]))
+    return v
 
 
 def negative_spikes(
@@ -77,9 +106,9 @@ class IFState:
 
 
 def if_initial_state(z: torch.Tensor, params: IFParams) -> IFState:
-    """Initial state V(0) = v0 (and a net count of 0 when signed), shaped like `z`."""
+    """Initial state V(0) (`initial_potential`; and a net count of 0 when signed), like `z`."""
     count = torch.zeros_like(z) if params.signed else None
-    return IFState(v=torch.full_like(z, params.v0), count=count)
+    return IFState(v=initial_potential(z, params.v0, params.v0_spread), count=count)
 
 
 def if_step(z: torch.Tensor, state: IFState, params: IFParams) -> tuple[torch.Tensor, IFState]:

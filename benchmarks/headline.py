@@ -34,6 +34,7 @@ CONTROLS = (
     "if-auto-signed-bias",
     "if-qcfs-signed-bias",
     "if-auto-signed-bias-burst2",
+    "if-auto-qcfs-signed-spread",
 )
 STEPS_SHOWN = (1, 2, 4, 8)
 

@@ -71,6 +71,8 @@ QCFS_HEADLINE = (
     "dtif-auto-qcfs-signed",
     "if-auto-qcfs-signed",
     "dtif-auto-qcfs-signed-switch",
+    "dtif-auto-qcfs-signed-spread",
+    "if-auto-qcfs-signed-spread",
 )
 ALL_METHODS = ",".join([*HEADLINE, *(m for m in METHODS if m not in HEADLINE and "qcfs" not in m)])
 PLOTS = ("accuracy_vs_steps.png", "accuracy_vs_energy.png")

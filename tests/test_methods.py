@@ -192,6 +192,11 @@ def test_spread_methods_choose_v0_spread_on_calibration_images(tmp_path: Path) -
         assert spread == 0.0 or spread in method.spread_grid
         assert snn.meta["neuron"] == replace(plain.meta["neuron"], v0_spread=spread)  # same search
         assert all(m.params.v0_spread == spread and m.params.signed for m in snn.neurons())
+    relu = METHODS["dtif-auto-signed-switch-bias-burst2-spread"]
+    snn = relu.build(calibration_net(), x, "error", target_steps=2)
+    assert relu.burst == 2 and relu.bias_steps == METHODS["if-auto-signed-bias-spread"].bias_steps
+    assert all(m.params.burst == 2 for m in snn.neurons())
+    assert snn.meta["neuron"].v0_spread in (0.0, *relu.spread_grid)
     spec = {"neuron": {"type": "DTIF"}, "auto": True, "spread_grid": [0.5]}
     path = tmp_path / "spread.json"
     path.write_text(json.dumps(spec))

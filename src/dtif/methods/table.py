@@ -255,6 +255,16 @@ for _spread in [
         "control for dtif-auto-qcfs-signed-spread: if-auto-qcfs-signed with the same choice "
         "of v0_spread",
     ),
+    _with_spread(
+        f"dtif-auto-signed-switch-bias-burst{BURST}",
+        f"dtif-auto-signed-switch-bias-burst{BURST} with v0_spread chosen after its search "
+        "(as dtif-auto-qcfs-signed-spread)",
+    ),
+    _with_spread(
+        "if-auto-signed-bias",
+        f"control for dtif-auto-signed-switch-bias-burst{BURST}-spread: if-auto-signed-bias "
+        "with the same choice of v0_spread",
+    ),
 ]:
     METHODS[_spread.name] = _spread
 

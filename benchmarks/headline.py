@@ -35,6 +35,7 @@ CONTROLS = (
     "if-qcfs-signed-bias",
     "if-auto-signed-bias-burst2",
     "if-auto-qcfs-signed-spread",
+    "if-auto-signed-bias-spread",
 )
 STEPS_SHOWN = (1, 2, 4, 8)
 

@@ -60,6 +60,8 @@ SIGNED = (
     "dtif-auto-signed-switch-bias",
     "dtif-auto-signed-switch-bias-burst2",
     "if-auto-signed-bias-burst2",
+    "dtif-auto-signed-switch-bias-burst2-spread",
+    "if-auto-signed-bias-spread",
 )
 # On a QCFS checkpoint: the trained-scale methods, and p99.9 for comparison (no if-max: the
 # QCFS rows are compared with the ReLU run's if-max).

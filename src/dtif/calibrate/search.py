@@ -32,6 +32,7 @@ from dtif.convert.options import MaxPoolPolicy
 from dtif.convert.pipeline import convert
 from dtif.errors import InputError
 from dtif.neurons import DTIFParams
+from dtif.neurons.if_neuron import check_spread
 from dtif.nn.neuron import SpikingNeuron
 from dtif.sim.network import SpikingNetwork
 
@@ -167,9 +168,8 @@ def calibrate_dtif(
         raise InputError(f"target_steps must be >= 1, got {target_steps}")
     if not alpha_grid or not v0_grid:
         raise InputError("alpha_grid and v0_grid must not be empty")
-    bad = [v for v in spread_grid if isinstance(v, bool) or not 0.0 <= float(v) <= 1.0]
-    if bad:  # before the search, not after it
-        raise InputError(f"spread_grid values must be numbers in [0, 1], got {bad}")
+    for v in spread_grid:  # before the search, not after it
+        check_spread("calibrate_dtif", v, "spread_grid value")
     base = base or DTIFParams()
     data = CalibrationData(calib)
     if isinstance(model, SpikingNetwork):

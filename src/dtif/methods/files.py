@@ -10,6 +10,7 @@ from dtif.errors import InputError
 from dtif.methods.recipe import Method
 from dtif.methods.table import METHODS
 from dtif.neurons import NeuronParams
+from dtif.neurons.if_neuron import check_spread
 
 
 def neuron_from_dict(spec: object, source: str) -> NeuronParams:
@@ -96,13 +97,10 @@ def _dynamic_steps_grid(value: object, source: str) -> tuple[int, ...]:
 def _spread_grid(value: object, source: str) -> tuple[float, ...]:
     if value is None:
         return ()
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        or not all(0 <= v <= 1 for v in value)
-    ):
+    if not isinstance(value, list) or not value:
         raise InputError(f"{source}: spread_grid must be a non-empty list of numbers in [0, 1]")
+    for v in value:
+        check_spread(f"{source}:", v, "spread_grid value")
     return tuple(float(v) for v in value)
 
 

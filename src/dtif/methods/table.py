@@ -181,91 +181,89 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _with_bias(base: str, description: str) -> Method:
-    """`base` followed by bias calibration for the first BIAS_STEPS steps: "<base>-bias"."""
-    return replace(
-        METHODS[base], name=f"{base}-bias", description=description, bias_steps=BIAS_STEPS
-    )
+def _derive(base: str, suffix: str, description: str, **change: object) -> None:
+    """Register METHODS[base] with `change` applied as "<base>-<suffix>"."""
+    name = f"{base}-{suffix}"
+    METHODS[name] = replace(METHODS[base], name=name, description=description, **change)
 
 
-for _bias in [
-    _with_bias(
-        "dtif-auto-signed",
-        "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
-        f"mean rate at T={BIAS_STEPS} (layer by layer)",
-    ),
-    _with_bias(
-        "dtif-auto-signed-switch",
-        "dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias "
-        f"(T={BIAS_STEPS})",
-    ),
-    _with_bias(
-        "if-auto-signed",
-        "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
-    ),
-    _with_bias(
-        "dtif-auto-qcfs-signed",
-        "dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias "
-        f"(T={BIAS_STEPS}; QCFS checkpoints only)",
-    ),
-    _with_bias(
-        "if-qcfs-signed",
-        f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
-    ),
-]:
-    METHODS[_bias.name] = _bias
-
-
-def _with_burst(base: str, description: str) -> Method:
-    """`base` with up to BURST spikes a step once searched: "<base>-burst2"."""
-    return replace(METHODS[base], name=f"{base}-burst{BURST}", description=description, burst=BURST)
-
-
-for _burst in [
-    _with_burst(
-        "dtif-auto-signed-switch-bias",
-        f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
-        "(one a step while the threshold is dynamic)",
-    ),
-    _with_burst(
-        "if-auto-signed-bias",
-        f"control for dtif-auto-signed-switch-bias-burst{BURST}: if-auto-signed-bias with up "
-        f"to {BURST} spikes a step",
-    ),
-]:
-    METHODS[_burst.name] = _burst
-
-
-def _with_spread(base: str, description: str) -> Method:
-    """`base` with v0_spread chosen from SPREAD_GRID after its search: "<base>-spread"."""
-    return replace(
-        METHODS[base], name=f"{base}-spread", description=description, spread_grid=SPREAD_GRID
-    )
-
-
-for _spread in [
-    _with_spread(
-        "dtif-auto-qcfs-signed",
-        "dtif-auto-qcfs-signed, then initial potentials spread across each layer's neurons "
-        f"(v0_spread 0 or {', '.join(map(str, SPREAD_GRID))}, chosen by the search's loss; "
-        "QCFS checkpoints only)",
-    ),
-    _with_spread(
-        "if-auto-qcfs-signed",
-        "control for dtif-auto-qcfs-signed-spread: if-auto-qcfs-signed with the same choice "
-        "of v0_spread",
-    ),
-    _with_spread(
-        f"dtif-auto-signed-switch-bias-burst{BURST}",
-        f"dtif-auto-signed-switch-bias-burst{BURST} with v0_spread chosen after its search "
-        "(as dtif-auto-qcfs-signed-spread)",
-    ),
-    _with_spread(
-        "if-auto-signed-bias",
-        f"control for dtif-auto-signed-switch-bias-burst{BURST}-spread: if-auto-signed-bias "
-        "with the same choice of v0_spread",
-    ),
-]:
-    METHODS[_spread.name] = _spread
+# Bias calibration for the first BIAS_STEPS steps after the search: "<base>-bias".
+_derive(
+    "dtif-auto-signed",
+    "bias",
+    "dtif-auto-signed, then each layer's bias calibrated on the same images for its "
+    f"mean rate at T={BIAS_STEPS} (layer by layer)",
+    bias_steps=BIAS_STEPS,
+)
+_derive(
+    "dtif-auto-signed-switch",
+    "bias",
+    f"dtif-auto-signed-switch, then the bias calibration of dtif-auto-signed-bias (T={BIAS_STEPS})",
+    bias_steps=BIAS_STEPS,
+)
+_derive(
+    "if-auto-signed",
+    "bias",
+    "control for dtif-auto-signed-bias: if-auto-signed with the same bias calibration",
+    bias_steps=BIAS_STEPS,
+)
+_derive(
+    "dtif-auto-qcfs-signed",
+    "bias",
+    "dtif-auto-qcfs-signed with the bias calibration of dtif-auto-signed-bias "
+    f"(T={BIAS_STEPS}; QCFS checkpoints only)",
+    bias_steps=BIAS_STEPS,
+)
+_derive(
+    "if-qcfs-signed",
+    "bias",
+    f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
+    bias_steps=BIAS_STEPS,
+)
+# Up to BURST spikes a step once searched: "<base>-burst2".
+_derive(
+    "dtif-auto-signed-switch-bias",
+    f"burst{BURST}",
+    f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
+    "(one a step while the threshold is dynamic)",
+    burst=BURST,
+)
+_derive(
+    "if-auto-signed-bias",
+    f"burst{BURST}",
+    f"control for dtif-auto-signed-switch-bias-burst{BURST}: if-auto-signed-bias with up "
+    f"to {BURST} spikes a step",
+    burst=BURST,
+)
+# v0_spread chosen from SPREAD_GRID after the search: "<base>-spread".
+_derive(
+    "dtif-auto-qcfs-signed",
+    "spread",
+    "dtif-auto-qcfs-signed, then initial potentials spread across each layer's neurons "
+    f"(v0_spread 0 or {', '.join(map(str, SPREAD_GRID))}, chosen by the search's loss; "
+    "QCFS checkpoints only)",
+    spread_grid=SPREAD_GRID,
+)
+_derive(
+    "if-auto-qcfs-signed",
+    "spread",
+    "control for dtif-auto-qcfs-signed-spread: if-auto-qcfs-signed with the same choice "
+    "of v0_spread",
+    spread_grid=SPREAD_GRID,
+)
+_derive(
+    f"dtif-auto-signed-switch-bias-burst{BURST}",
+    "spread",
+    f"dtif-auto-signed-switch-bias-burst{BURST} with v0_spread chosen after its search "
+    "(as dtif-auto-qcfs-signed-spread)",
+    spread_grid=SPREAD_GRID,
+)
+_derive(
+    "if-auto-signed-bias",
+    "spread",
+    f"control for dtif-auto-signed-switch-bias-burst{BURST}-spread: if-auto-signed-bias "
+    "with the same choice of v0_spread",
+    spread_grid=SPREAD_GRID,
+)
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

@@ -59,10 +59,10 @@ def check_signed(kind: str, signed: object, theta_neg: object) -> None:
         raise InputError(f"{kind} theta_neg must be a finite number >= 0, got {theta_neg!r}")
 
 
-def check_spread(kind: str, spread: object) -> None:
-    """Raise InputError unless `spread` (v0_spread) is a number in [0, 1]."""
+def check_spread(kind: str, spread: object, name: str = "v0_spread") -> None:
+    """Raise InputError unless `spread` (a v0_spread) is a number in [0, 1]."""
     if isinstance(spread, bool) or not isinstance(spread, int | float) or not 0.0 <= spread <= 1.0:
-        raise InputError(f"{kind} v0_spread must be a number in [0, 1], got {spread!r}")
+        raise InputError(f"{kind} {name} must be a number in [0, 1], got {spread!r}")
 
 
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0

@@ -225,7 +225,7 @@ _derive(
     "dtif-auto-signed-switch-bias",
     f"burst{BURST}",
     f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
-    "(one a step while the threshold is dynamic)",
+    "(one a step while the threshold is dynamic; at every step if the search chose no switch)",
     burst=BURST,
 )
 _derive(

@@ -41,6 +41,13 @@ def _count_evaluate(monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None) -
     return calls
 
 
+def _first_run(checkpoint: Path, data_dir: Path, out: Path) -> bytes:
+    """A finished tiny `dtif compare` in `out`: its results.json."""
+    first = run_dtif(*compare_args(checkpoint, data_dir, out))
+    assert first.code == 0, first.err
+    return (out / "results.json").read_bytes()
+
+
 def test_ctrl_c_keeps_finished_methods_and_resume_finishes(
     tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,9 +123,7 @@ def test_disk_full_keeps_the_previous_results(
     tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "cmp"
-    first = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, out))
-    assert first.code == 0, first.err
-    before = (out / "results.json").read_bytes()
+    before = _first_run(tiny_checkpoint, fashion_dir, out)
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -129,3 +134,33 @@ def test_disk_full_keeps_the_previous_results(
     assert (out / "results.json").read_bytes() == before
     assert json.loads(before)["meta"]["complete"] is True
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_with_other_settings_keeps_the_old_results(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cmp"
+    before = _first_run(tiny_checkpoint, fashion_dir, out)
+
+    calls = _count_evaluate(monkeypatch, interrupt_at=None)
+    res = run_dtif(*compare_args(tiny_checkpoint, fashion_dir, out, "--num-steps", "6"), "--resume")
+    assert res.code == 0, res.err
+    assert "run settings differ (num_steps: 8 -> 6)" in res.out
+    assert "a copy is kept as results.previous.json" in res.out
+    assert len(calls) == 2  # nothing reused from a run of other settings
+    assert (out / "results.previous.json").read_bytes() == before
+    assert json.loads((out / "results.json").read_text())["num_steps"] == 6
+
+
+def test_a_run_without_resume_keeps_a_copy_of_the_last(
+    tiny_checkpoint: Path, fashion_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cmp"
+    args = compare_args(tiny_checkpoint, fashion_dir, out)
+    assert run_dtif(*args).code == 0
+    (out / "results.json").write_text('{"mine": 1}')  # e.g. a file the user edited
+    again = run_dtif(*args)
+    assert again.code == 0, again.err
+    assert "not resumed" in again.out and "--resume" in again.out
+    assert json.loads((out / "results.previous.json").read_text()) == {"mine": 1}
+    assert "methods" in json.loads((out / "results.json").read_text())

@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
@@ -37,6 +39,7 @@ from dtif.sim.network import SpikingNetwork
 
 REFERENCE = "if-max"
 RESULTS = "results.json"
+PREVIOUS = "results.previous.json"
 
 
 def _silent(line: str) -> None:
@@ -149,17 +152,54 @@ def results_csv(results: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _load_previous(out_dir: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """`key: old -> new` for each run setting that differs."""
+    keys = sorted(set(old) | set(new))
+    return "; ".join(
+        f"{k}: {old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r}"
+        for k in keys
+        if old.get(k) != new.get(k)
+    )
+
+
+def _load_previous(
+    out_dir: Path, meta: dict[str, Any], resume: bool, log: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """The finished methods of out_dir/results.json when resuming a run with the same settings.
+
+    Any other results.json there is also kept as results.previous.json (replacing an older
+    one), with a line that says why, so that a new run never overwrites finished work unseen;
+    results.json itself stays as it is until the first method of this run finishes.
+    """
     path = out_dir / RESULTS
     if not path.is_file():
         return {}
     try:
         old = json.loads(path.read_text())
     except json.JSONDecodeError:
+        old = None
+    old_meta = old.get("meta") if isinstance(old, dict) else None
+    run = old_meta.get("run") if isinstance(old_meta, dict) else None
+    if resume and isinstance(old, dict) and run is not None and run == meta.get("run"):
+        return dict(old.get("methods", {}))
+    if not resume:
+        why = "not resumed (--resume reuses the finished methods of a run with the same settings)"
+    elif run is None:
+        why = "it holds no run settings to resume from"
+    else:
+        why = f"its run settings differ ({_differences(run, meta.get('run') or {})})"
+    kept = path.with_name(PREVIOUS)
+    try:  # a second name for the same file: no space needed, and results.json stays as it is
+        kept.unlink(missing_ok=True)
+        try:
+            os.link(path, kept)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(path, kept)
+    except OSError as e:
+        log(f"{path}: {why}; no copy could be kept ({e}), and this run starts afresh")
         return {}
-    if old.get("meta", {}).get("run") != meta.get("run"):
-        return {}
-    return dict(old.get("methods", {}))
+    log(f"{path}: {why}; a copy is kept as {kept.name}, and this run starts afresh")
+    return {}
 
 
 def compare_methods(
@@ -194,6 +234,7 @@ def compare_methods(
         num_test: the number of test images (for the report).
         out_dir: where results.json (after each method), results.csv and the plots go.
         resume: reuse methods already in out_dir/results.json from the same run settings.
+            A results.json that is not resumed is kept as results.previous.json.
         maxpool: the max-pool policy.
         energy: the energy model.
         progress: show progress bars.
@@ -236,11 +277,11 @@ def compare_methods(
         methods = [METHODS[REFERENCE], *methods]
     entries: dict[str, dict[str, Any]] = {}
     reused: list[str] = []
-    previous = _load_previous(out_dir, meta) if (resume and out_dir is not None) else {}
-    if distributed:
-        previous = dist.broadcast_object(previous)  # every rank skips the same methods
     if out_dir is not None:
         ensure_writable_dir(out_dir)  # fail now, not after the first method
+    previous = {} if out_dir is None else _load_previous(out_dir, meta, resume, log)
+    if distributed:
+        previous = dist.broadcast_object(previous)  # every rank skips the same methods
     for i, method in enumerate(methods, 1):
         old = previous.get(method.name)
         if old is not None and old.get("method") == method.to_dict():

@@ -208,3 +208,19 @@ def test_spread_methods_choose_v0_spread_on_calibration_images(tmp_path: Path) -
     path.write_text(json.dumps({**spec, "auto": False}))  # a grid without a search
     with pytest.raises(InputError, match="auto"):
         get_method(str(path))
+
+
+def test_mean_methods_choose_theta_input_on_calibration_images() -> None:
+    x = calibration_images()
+    name = "dtif-auto-signed-switch-bias"
+    method = METHODS[f"{name}-mean"]
+    assert method.to_dict()["theta_input_grid"] == ["mean"]
+    assert "theta_input_grid" not in METHODS[name].to_dict()  # its results still resume
+    plain = METHODS[name].build(calibration_net(), x, "error", target_steps=2)
+    snn = method.build(calibration_net(), x, "error", target_steps=2)
+    rule = snn.meta["neuron"].theta_input
+    assert rule in ("present", "mean")
+    assert snn.meta["neuron"] == replace(plain.meta["neuron"], theta_input=rule)  # same search
+    assert all(m.params.theta_input == rule for m in snn.neurons())
+    with pytest.raises(InputError, match="theta_input_grid"):
+        replace(METHODS["if-max"], theta_input_grid=("mean",))

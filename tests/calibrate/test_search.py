@@ -129,3 +129,18 @@ def test_bad_spread_grid_is_refused_before_the_search(monkeypatch: pytest.Monkey
     for bad in ((0.5, 1.5), (-0.25,), (True,)):
         with pytest.raises(InputError, match="spread_grid"):
             _calibrate(spread_grid=bad)
+
+
+def test_theta_input_grid_keeps_the_lowest_loss() -> None:
+    base = DTIFParams(signed=True, theta_neg=0.25)
+    plain = _calibrate(base=base)
+    cal = _calibrate(base=base, theta_input_grid=("mean",))
+    assert (cal.alpha, cal.v0) == (plain.alpha, plain.v0)  # the same search first
+    tried = {h["theta_input"]: h["loss"] for h in cal.history if "theta_input" in h}
+    assert set(tried) == {"present", "mean"}
+    assert tried["present"] == pytest.approx(plain.loss)
+    rule = cal.snn.meta["neuron"].theta_input
+    assert cal.loss == tried[rule] == min(tried.values())
+    assert all(m.params.theta_input == rule for m in cal.snn.neurons())
+    with pytest.raises(InputError, match="theta_input_grid"):
+        _calibrate(theta_input_grid=("median",))

@@ -40,6 +40,13 @@ NEURONS: dict[str, NeuronParams] = {
     "DTIF binary signed K3 spread": dtif.DTIF(
         alpha=4.0, v0=0.25, signed=True, theta_neg=0.25, dynamic_steps=3, v0_spread=1.0
     ),
+    # the threshold set by the running mean of the input: always dynamic, and switching at
+    # K = 6 (inside the third chunk), graded
+    "DTIF binary signed mean": dtif.DTIF(
+        alpha=4.0, signed=True, theta_neg=0.25, theta_input="mean"
+    ),
+    "DTIF binary burst K6 mean": dtif.DTIF(alpha=8.0, burst=2, dynamic_steps=6, theta_input="mean"),
+    "DTIF graded mean": dtif.DTIF(alpha=4.0, payload="graded", theta_input="mean"),
 }
 
 
@@ -105,6 +112,8 @@ def test_chunks_of_the_module_match_the_step_function(name: str, channelwise: bo
         "DTIF binary signed",
         "DTIF graded K5",
         "DTIF binary signed K3",
+        "DTIF binary signed mean",
+        "DTIF binary burst K6 mean",
     ],
 )
 def test_input_constant_in_time(name: str) -> None:

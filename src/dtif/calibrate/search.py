@@ -14,7 +14,8 @@ neuron parameters.
 
 With a `dynamic_steps_grid`, the search then tries each K of the grid in every layer at once
 (the threshold dynamic for the first K steps, then 1) against the searched network as it is,
-and keeps the lowest loss. A `spread_grid` is tried last, in the same way, for `v0_spread`.
+and keeps the lowest loss. A `spread_grid` is tried next, in the same way, for `v0_spread`,
+and a `theta_input_grid` last, for `theta_input`.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def calibrate_dtif(
     start: tuple[float, float] | None = START,
     dynamic_steps_grid: Sequence[int] = (),
     spread_grid: Sequence[float] = (),
+    theta_input_grid: Sequence[str] = (),
 ) -> DTIFCalibration:
     """Pick per-layer alpha and v0 of a DTIF network on calibration images.
 
@@ -156,6 +158,8 @@ def calibrate_dtif(
             (empty: keep the base's).
         spread_grid: values of `DTIFParams.v0_spread` tried last, in every layer at once
             (empty: keep the base's).
+        theta_input_grid: values of `DTIFParams.theta_input` tried last, in every layer at
+            once (empty: keep the base's).
 
     Returns:
         The calibrated network, the chosen values, and the search history.
@@ -170,6 +174,9 @@ def calibrate_dtif(
         raise InputError("alpha_grid and v0_grid must not be empty")
     for v in spread_grid:  # before the search, not after it
         check_spread("calibrate_dtif", v, "spread_grid value")
+    for rule in theta_input_grid:
+        if rule not in ("present", "mean"):
+            raise InputError(f"theta_input_grid values must be 'present' or 'mean', got {rule!r}")
     base = base or DTIFParams()
     data = CalibrationData(calib)
     if isinstance(model, SpikingNetwork):
@@ -234,8 +241,16 @@ def calibrate_dtif(
     spread, best = _choose_for_all(
         neurons, "v0_spread", spread_grid, base.v0_spread, best, trial_all
     )
+    rule, best = _choose_for_all(
+        neurons, "theta_input", theta_input_grid, base.theta_input, best, trial_all
+    )
     snn.meta["neuron"] = replace(
-        base, alpha=tuple(alphas), v0=tuple(v0s), dynamic_steps=steps, v0_spread=spread
+        base,
+        alpha=tuple(alphas),
+        v0=tuple(v0s),
+        dynamic_steps=steps,
+        v0_spread=spread,
+        theta_input=rule,
     )
     snn.meta["calibration"] = {
         "target_steps": target_steps,

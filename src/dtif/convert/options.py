@@ -35,8 +35,9 @@ def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
 
     A neuron without signed spikes leaves out `signed` and `theta_neg`, and one whose
     threshold is always dynamic leaves out `dynamic_steps`, and one without spread initial
-    potentials leaves out `v0_spread`, so its dict (and the results and
-    files keyed by it) is the same as before those options existed.
+    potentials leaves out `v0_spread`, and one whose threshold follows the present input
+    leaves out `theta_input`, so its dict (and the results and files keyed by it) is the
+    same as before those options existed.
     """
     if not dataclasses.is_dataclass(options) or isinstance(options, type):
         raise InputError(f"expected neuron parameters or a norm, got {options!r}")
@@ -47,6 +48,8 @@ def to_dict(options: NeuronParams | Norm) -> dict[str, Any]:
         del fields["dynamic_steps"]
     if fields.get("v0_spread") == 0.0:
         del fields["v0_spread"]
+    if fields.get("theta_input") == "present":
+        del fields["theta_input"]
     return {"type": type(options).__name__, **fields}
 
 

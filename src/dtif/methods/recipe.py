@@ -31,7 +31,8 @@ class Method:
         alpha_grid: the alphas that calibration tries (None: `calibrate_dtif`'s default).
         dynamic_steps_grid: the K that calibration tries after its search, for a threshold
             that is dynamic for the first K steps only (empty: always dynamic).
-        spread_grid: the `v0_spread` values that calibration tries last (empty: none).
+        spread_grid: the `v0_spread` values that calibration tries after K (empty: none).
+        theta_input_grid: the `theta_input` rules that calibration tries last (empty: none).
         bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
         burst: None, or the most spikes a step, set after the search (which runs with one)
             and before bias calibration.
@@ -47,12 +48,15 @@ class Method:
     bias_steps: int | None = None
     burst: int | None = None
     spread_grid: tuple[float, ...] = ()
+    theta_input_grid: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.auto and (self.alpha_grid or self.dynamic_steps_grid or self.spread_grid):
+        grids = self.alpha_grid or self.dynamic_steps_grid or self.spread_grid
+        if not self.auto and (grids or self.theta_input_grid):
             raise InputError(
-                f"method {self.name}: alpha_grid, dynamic_steps_grid and spread_grid are tried "
-                "by the calibration search only; set auto to true, or drop the grids"
+                f"method {self.name}: alpha_grid, dynamic_steps_grid, spread_grid and "
+                "theta_input_grid are tried by the calibration search only; set auto to true, "
+                "or drop the grids"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +73,8 @@ class Method:
             d["dynamic_steps_grid"] = list(self.dynamic_steps_grid)
         if self.spread_grid:
             d["spread_grid"] = list(self.spread_grid)
+        if self.theta_input_grid:
+            d["theta_input_grid"] = list(self.theta_input_grid)
         if self.bias_steps is not None:
             d["bias_steps"] = self.bias_steps
         if self.burst is not None:
@@ -115,6 +121,8 @@ class Method:
             grid["dynamic_steps_grid"] = self.dynamic_steps_grid
         if self.spread_grid:
             grid["spread_grid"] = self.spread_grid
+        if self.theta_input_grid:
+            grid["theta_input_grid"] = self.theta_input_grid
         return calibrate_dtif(
             model,
             calib,

@@ -27,6 +27,8 @@ BURST = 2
 # The v0_spread values tried by the -spread methods after their search (0 is always tried):
 # initial potentials spread across the neurons of a layer (docs/dtif.md).
 SPREAD_GRID = (0.25, 0.5)
+# The -mean methods also try DTIF's threshold from the running mean of the input, last.
+THETA_INPUT_GRID = ("mean",)
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -265,5 +267,21 @@ _derive(
     "with the same choice of v0_spread",
     spread_grid=SPREAD_GRID,
 )
+
+# theta_input "present" or "mean" chosen by the search's loss, last: "<base>-mean".
+for _base in (
+    "dtif-auto-signed-switch-bias",
+    f"dtif-auto-signed-switch-bias-burst{BURST}-spread",
+    "dtif-auto-qcfs-signed",
+    "dtif-auto-qcfs-signed-spread",
+):
+    _derive(
+        _base,
+        "mean",
+        f"{_base}, with the threshold set by the running mean of the input instead of the "
+        "present input where the search's loss prefers it",
+        theta_input_grid=THETA_INPUT_GRID,
+    )
+
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

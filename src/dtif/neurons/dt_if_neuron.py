@@ -25,6 +25,7 @@ SWITCH_V0 = 0.5
 ThresholdFn = Literal["rational", "exp"]
 Payload = Literal["binary", "graded", "binary-biased"]
 ThetaLevels = Literal["pow2"]
+ThetaInput = Literal["present", "mean"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class DTIFParams:
             early spikes have carried the first estimate (docs/dtif.md).
         v0_spread: in [0, 1]; V(0) = v0 + v0_spread * (u - 1/2), u a fixed pattern across
             the neurons of a layer (`dtif.neurons.if_neuron.initial_potential`).
+        theta_input: the input that sets theta(t): "present", z(t), or "mean", the mean
+            m(t) = (z(1) + ... + z(t)) / t, the neuron's estimate of its input level, which
+            one step's sum of binary spikes is not (docs/dtif.md).
     """
 
     alpha: float | tuple[float, ...] = 4.0
@@ -64,6 +68,7 @@ class DTIFParams:
     theta_neg: float = 0.5
     dynamic_steps: int | None = None
     v0_spread: float = 0.0
+    theta_input: ThetaInput = "present"
 
     def __post_init__(self) -> None:
         check_signed("DTIF", self.signed, self.theta_neg)
@@ -92,6 +97,10 @@ class DTIFParams:
             raise InputError(f"DTIF burst must be >= 1, got {self.burst}")
         if self.theta_levels not in (None, "pow2"):
             raise InputError(f"DTIF theta_levels must be None or 'pow2', got {self.theta_levels!r}")
+        if self.theta_input not in ("present", "mean"):
+            raise InputError(
+                f"DTIF theta_input must be 'present' or 'mean', got {self.theta_input!r}"
+            )
 
     def for_layer(self, index: int, num_layers: int) -> DTIFParams:
         """The parameters of spiking layer `index` (0-based) of `num_layers`: scalar alpha and v0.
@@ -122,19 +131,35 @@ class DTIFState:
         theta: the threshold used at the last step.
         count: the net spike count so far of a signed neuron; None when not signed.
         steps: the steps run so far (for `DTIFParams.dynamic_steps`).
+        input_sum: z(1) + ... + z(t) while the threshold is dynamic, when theta_input is
+            "mean"; else None.
     """
 
     v: torch.Tensor
     theta: torch.Tensor
     count: torch.Tensor | None = None
     steps: int = 0
+    input_sum: torch.Tensor | None = None
 
 
 def dtif_initial_state(z: torch.Tensor, params: DTIFParams) -> DTIFState:
-    """Initial state V(0) (`initial_potential`), theta = 1 (net count 0 when signed), like `z`."""
+    """Initial state V(0) (`initial_potential`), theta = 1 (net count 0 when signed, input
+    sum 0 when theta_input is "mean"), like `z`."""
     count = torch.zeros_like(z) if params.signed else None
+    total = torch.zeros_like(z) if params.theta_input == "mean" else None
     v = initial_potential(z, params.v0, params.v0_spread)  # type: ignore[arg-type]  # resolved per layer
-    return DTIFState(v=v, theta=torch.ones_like(z), count=count)
+    return DTIFState(v=v, theta=torch.ones_like(z), count=count, input_sum=total)
+
+
+def threshold_input(
+    z: torch.Tensor, total: torch.Tensor | None, step: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the input that sets theta at `step` (0-based), the input sum after it): z itself, or
+    with a sum (theta_input "mean") the mean (total + z) / (step + 1)."""
+    if total is None:
+        return z, None
+    total = total + z
+    return total / (step + 1), total
 
 
 def is_dynamic(params: DTIFParams, step: int) -> bool:
@@ -174,7 +199,8 @@ def dtif_step(
 ) -> tuple[torch.Tensor, DTIFState]:
     """One step of the DTIF neuron.
 
-    V(t) = V(t-1) + z(t);  theta(t) = clip(g(z(t)), theta_min, 1) (1 after dynamic_steps).
+    V(t) = V(t-1) + z(t);  theta(t) = clip(g(u(t)), theta_min, 1) (1 after dynamic_steps),
+    u(t) = z(t), or the mean of z(1..t) when theta_input is "mean".
     - binary:        n = clamp(floor(V - theta) + 1, 0, burst); V -= n;          payload 1
                      (burst 1 while dynamic when dynamic_steps is set: `burst_at`)
     - graded:        n = clamp(floor(V / theta), 0, burst);     V -= n * theta;  payload theta
@@ -193,7 +219,12 @@ def dtif_step(
     v = state.v + z
     if state.steps == params.dynamic_steps:  # IF from now on, rounding as IF with v0 = 0.5
         v = v + (SWITCH_V0 - float(params.v0))  # type: ignore[arg-type]  # resolved per layer
-    theta = dtif_threshold(z, params) if is_dynamic(params, state.steps) else torch.ones_like(z)
+    total = state.input_sum
+    if is_dynamic(params, state.steps):
+        u, total = threshold_input(z, total, state.steps)
+        theta = dtif_threshold(u, params)
+    else:
+        theta = torch.ones_like(z)
     if params.payload == "binary":
         n = torch.clamp(torch.floor(v - theta) + 1.0, 0, burst_at(params, state.steps))
     else:
@@ -204,7 +235,7 @@ def dtif_step(
         n = n - negative_spikes(v, count, params.theta_neg, n.dtype)
         count = count + n
     v = v - n if params.payload == "binary" else v - n * theta
-    return n, DTIFState(v=v, theta=theta, count=count, steps=state.steps + 1)
+    return n, DTIFState(v=v, theta=theta, count=count, steps=state.steps + 1, input_sum=total)
 
 
 def dtif_payload(spikes: torch.Tensor, state: DTIFState, params: DTIFParams) -> torch.Tensor:

@@ -22,7 +22,7 @@ from dtif.neurons import (
     if_initial_state,
     is_dynamic,
 )
-from dtif.neurons.dt_if_neuron import SWITCH_V0, burst_at
+from dtif.neurons.dt_if_neuron import SWITCH_V0, burst_at, dtif_threshold, threshold_input
 from dtif.nn.buffers import LayerRun, channel_view
 
 
@@ -117,7 +117,25 @@ def _run_dtif(
         v.sub_(torch.mul(n, th, out=product))
     if theta is None:
         return state
-    return DTIFState(v=v, theta=theta[-1] if theta_per_step else theta, count=state.count)
+    last = theta[-1] if theta_per_step else theta
+    return DTIFState(v=v, theta=last, count=state.count, input_sum=state.input_sum)
+
+
+def _mean_thresholds(
+    z: torch.Tensor, static: bool, state: DTIFState, params: DTIFParams, start: int, num: int
+) -> torch.Tensor:
+    """theta(t) [num, B, ...] from the running mean of the input (theta_input "mean"), step by
+    step as `dtif_step` computes it (1 from the switch on); advances `state.input_sum`."""
+    theta = torch.empty((num, *state.v.shape), dtype=state.v.dtype, device=state.v.device)
+    k = params.dynamic_steps
+    dynamic = num if k is None else max(0, min(num, k - start))
+    total = state.input_sum
+    for t in range(dynamic):
+        u, total = threshold_input(z if static else z[t], total, start + t)
+        theta[t] = dtif_threshold(u, params)
+    theta[dynamic:] = 1.0
+    state.input_sum = total
+    return theta
 
 
 def _signed_scratch(v: torch.Tensor, params: IFParams | DTIFParams) -> torch.Tensor | None:
@@ -196,7 +214,9 @@ def run_dtif_chunk(
     # None: alpha = 0 or past dynamic_steps, theta(t) = 1 exactly
     theta = run.thresholds(z, static, params) if is_dynamic(params, start) else None
     per_step = not static
-    if theta is not None and k is not None and start + num > k:  # theta turns 1 in this chunk
+    if theta is not None and params.theta_input == "mean":  # 1 from the switch on already
+        theta, per_step = _mean_thresholds(z, static, state, params, start, num), True
+    elif theta is not None and k is not None and start + num > k:  # theta turns 1 in this chunk
         if static:
             theta, per_step = theta.expand(num, *theta.shape).clone(), True
         theta[k - start :] = 1.0

@@ -33,6 +33,7 @@ from dtif.convert.options import MaxPoolPolicy
 from dtif.convert.pipeline import convert
 from dtif.errors import InputError
 from dtif.neurons import DTIFParams
+from dtif.neurons.dt_if_neuron import check_theta_input
 from dtif.neurons.if_neuron import check_spread
 from dtif.nn.neuron import SpikingNeuron
 from dtif.sim.network import SpikingNetwork
@@ -175,8 +176,7 @@ def calibrate_dtif(
     for v in spread_grid:  # before the search, not after it
         check_spread("calibrate_dtif", v, "spread_grid value")
     for rule in theta_input_grid:
-        if rule not in ("present", "mean"):
-            raise InputError(f"theta_input_grid values must be 'present' or 'mean', got {rule!r}")
+        check_theta_input("calibrate_dtif", rule, "theta_input_grid value")
     base = base or DTIFParams()
     data = CalibrationData(calib)
     if isinstance(model, SpikingNetwork):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -26,6 +26,12 @@ ThresholdFn = Literal["rational", "exp"]
 Payload = Literal["binary", "graded", "binary-biased"]
 ThetaLevels = Literal["pow2"]
 ThetaInput = Literal["present", "mean"]
+
+
+def check_theta_input(who: str, value: object, what: str = "theta_input") -> None:
+    """Raise InputError unless `value` is a `ThetaInput`."""
+    if value not in get_args(ThetaInput):
+        raise InputError(f"{who} {what} must be 'present' or 'mean', got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,7 @@ class DTIFParams:
             raise InputError(f"DTIF burst must be >= 1, got {self.burst}")
         if self.theta_levels not in (None, "pow2"):
             raise InputError(f"DTIF theta_levels must be None or 'pow2', got {self.theta_levels!r}")
-        if self.theta_input not in ("present", "mean"):
-            raise InputError(
-                f"DTIF theta_input must be 'present' or 'mean', got {self.theta_input!r}"
-            )
+        check_theta_input("DTIF", self.theta_input)
 
     def for_layer(self, index: int, num_layers: int) -> DTIFParams:
         """The parameters of spiking layer `index` (0-based) of `num_layers`: scalar alpha and v0.

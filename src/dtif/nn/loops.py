@@ -211,15 +211,16 @@ def run_dtif_chunk(
         z = torch.div(xt, channel_view(scale, xt.ndim, 2), out=spikes)  # z(t) in n(t)'s slot
     state = state if state is not None else dtif_initial_state(z if static else z[0], params)
     start, num, k = state.steps, spikes.shape[0], params.dynamic_steps
-    # None: alpha = 0 or past dynamic_steps, theta(t) = 1 exactly
-    theta = run.thresholds(z, static, params) if is_dynamic(params, start) else None
-    per_step = not static
-    if theta is not None and params.theta_input == "mean":  # 1 from the switch on already
+    dynamic, per_step = is_dynamic(params, start), not static
+    alpha = float(params.alpha)  # type: ignore[arg-type]  # resolved per layer
+    if dynamic and params.theta_input == "mean" and alpha != 0.0:  # 1 from the switch on
         theta, per_step = _mean_thresholds(z, static, state, params, start, num), True
-    elif theta is not None and k is not None and start + num > k:  # theta turns 1 in this chunk
-        if static:
-            theta, per_step = theta.expand(num, *theta.shape).clone(), True
-        theta[k - start :] = 1.0
+    else:  # None: alpha = 0 or past dynamic_steps, theta(t) = 1 exactly
+        theta = run.thresholds(z, static, params) if dynamic else None
+        if theta is not None and k is not None and start + num > k:  # theta turns 1 here
+            if static:
+                theta, per_step = theta.expand(num, *theta.shape).clone(), True
+            theta[k - start :] = 1.0
     state = _run_dtif(z, static, state, spikes, params, theta, per_step, start)
     state.steps = start + num
     return state, theta if params.payload == "graded" else None

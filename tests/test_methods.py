@@ -224,3 +224,38 @@ def test_mean_methods_choose_theta_input_on_calibration_images() -> None:
     assert all(m.params.theta_input == rule for m in snn.neurons())
     with pytest.raises(InputError, match="theta_input_grid"):
         replace(METHODS["if-max"], theta_input_grid=("mean",))
+
+
+def test_mean_last_chooses_the_rule_after_the_bias_calibration(tmp_path: Path) -> None:
+    from dtif.calibrate.search import search_loss
+
+    x = calibration_images()
+    name = "dtif-auto-signed-switch-bias"
+    method = METHODS[f"{name}-mean-last"]
+    assert method.to_dict()["theta_input_last"] is True
+    assert "theta_input_last" not in METHODS[f"{name}-mean"].to_dict()  # its results resume
+    plain = METHODS[name].build(calibration_net(), x, "error", target_steps=2)
+    snn = method.build(calibration_net(), x, "error", target_steps=2)
+    losses = snn.meta["calibration"]["theta_input_losses"]
+    assert set(losses) == {"present", "mean"}
+    rule = snn.meta["neuron"].theta_input
+    assert losses[rule] == min(losses.values())
+    assert snn.meta["neuron"] == replace(plain.meta["neuron"], theta_input=rule)  # same search
+    assert all(m.params.theta_input == rule for m in snn.neurons())
+    assert snn.meta["bias_calibration"]["steps"] == method.bias_steps
+    # the present rule's network is the plain method's, biases included
+    assert losses["present"] == pytest.approx(search_loss(plain, x, 2)[0])
+    if rule == "present":
+        offsets = [m.input_offset for m in snn.neurons()]
+        assert all(torch.equal(a, m.input_offset) for a, m in zip(offsets, plain.neurons()))
+    spec = {"neuron": {"type": "DTIF"}, "auto": True, "theta_input_grid": ["mean"]}
+    path = tmp_path / "last.json"
+    path.write_text(json.dumps({**spec, "theta_input_last": True, "bias_steps": 2}))
+    loaded = get_method(str(path))
+    assert loaded.theta_input_grid == ("mean",) and loaded.theta_input_last
+    for bad in ({"theta_input_grid": ["median"]}, {"theta_input_last": "yes"}):
+        path.write_text(json.dumps({**spec, **bad}))
+        with pytest.raises(InputError, match="theta_input"):
+            get_method(str(path))
+    with pytest.raises(InputError, match="theta_input_last"):
+        replace(METHODS[name], theta_input_last=True)  # nothing to choose from

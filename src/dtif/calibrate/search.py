@@ -89,7 +89,21 @@ def search_images(data: CalibrationData, num_images: int, seed: int) -> torch.Te
     return images[torch.randperm(images.shape[0], generator=gen)[: min(num_images, len(images))]]
 
 
-def _better(loss: float, sop: float, best: float, best_sop: float) -> bool:
+def search_loss(
+    snn: SpikingNetwork,
+    calib: object,
+    target_steps: int,
+    num_images: int = 128,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """`calibrate_dtif`'s loss of `snn` as it is, on the same search images, and its synops."""
+    x = search_images(CalibrationData(calib), num_images, seed).to(snn.device)
+    with torch.inference_mode():
+        ann_logits = snn.ann(x)
+    return _loss(snn, x, ann_logits, 2 * target_steps)
+
+
+def better(loss: float, sop: float, best: float, best_sop: float) -> bool:
     """A lower loss wins; within 1e-9 of a tie, fewer synaptic operations win."""
     return loss < best - 1e-9 or (abs(loss - best) <= 1e-9 and sop < best_sop)
 
@@ -110,7 +124,7 @@ def _choose_for_all(
     best, best_sop = trial_all(name, choice)
     for value in grid:
         trial = trial_all(name, value)
-        if _better(*trial, best, best_sop):
+        if better(*trial, best, best_sop):
             (best, best_sop), choice = trial, value
     for m in neurons:
         m.params = replace(m.params, **{name: choice})
@@ -230,7 +244,7 @@ def calibrate_dtif(
         for a in alpha_grid:
             for v in v0_grid:
                 loss, sop = trial(i, a, v)
-                if _better(loss, sop, best, best_sop):
+                if better(loss, sop, best, best_sop):
                     best, best_sop, choice = loss, sop, (a, v)
         alphas[i], v0s[i] = choice
     bar.close()

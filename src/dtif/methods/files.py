@@ -10,6 +10,7 @@ from dtif.errors import InputError
 from dtif.methods.recipe import Method
 from dtif.methods.table import METHODS
 from dtif.neurons import NeuronParams
+from dtif.neurons.dt_if_neuron import check_theta_input
 from dtif.neurons.if_neuron import check_spread
 
 
@@ -67,6 +68,8 @@ def method_from_file(path: Path) -> Method:
         _optional_count(spec, "bias_steps", str(path)),
         _optional_count(spec, "burst", str(path)),
         _spread_grid(spec.get("spread_grid"), str(path)),
+        _theta_input_grid(spec.get("theta_input_grid"), str(path)),
+        _flag(spec, "theta_input_last", str(path)),
     )
 
 
@@ -102,6 +105,23 @@ def _spread_grid(value: object, source: str) -> tuple[float, ...]:
     for v in value:
         check_spread(f"{source}:", v, "spread_grid value")
     return tuple(float(v) for v in value)
+
+
+def _theta_input_grid(value: object, source: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise InputError(f'{source}: theta_input_grid must be a non-empty list such as ["mean"]')
+    for v in value:
+        check_theta_input(f"{source}:", v, "theta_input_grid value")
+    return tuple(value)
+
+
+def _flag(spec: dict[str, object], key: str, source: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"{source}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _optional_count(spec: dict[str, object], key: str, source: str) -> int | None:

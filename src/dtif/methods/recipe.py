@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from dtif.calibrate.bias import calibrate_biases
-from dtif.calibrate.search import START, calibrate_dtif
+from dtif.calibrate.search import START, better, calibrate_dtif, search_loss
 from dtif.convert.normalize import Norm, has_qcfs
 from dtif.convert.options import MaxPoolPolicy, to_dict
 from dtif.convert.pipeline import check_burst, convert
@@ -33,6 +34,8 @@ class Method:
             that is dynamic for the first K steps only (empty: always dynamic).
         spread_grid: the `v0_spread` values that calibration tries after K (empty: none).
         theta_input_grid: the `theta_input` rules that calibration tries last (empty: none).
+        theta_input_last: try `theta_input_grid` after the burst and the bias calibration
+            (each rule with its own bias calibration) instead of at the end of the search.
         bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
         burst: None, or the most spikes a step, set after the search (which runs with one)
             and before bias calibration.
@@ -49,8 +52,14 @@ class Method:
     burst: int | None = None
     spread_grid: tuple[float, ...] = ()
     theta_input_grid: tuple[str, ...] = ()
+    theta_input_last: bool = False
 
     def __post_init__(self) -> None:
+        if self.theta_input_last and not self.theta_input_grid:
+            raise InputError(
+                f"method {self.name}: theta_input_last chooses from theta_input_grid, which "
+                "is empty; give the rules to try, or drop theta_input_last"
+            )
         grids = self.alpha_grid or self.dynamic_steps_grid or self.spread_grid
         if not self.auto and (grids or self.theta_input_grid):
             raise InputError(
@@ -75,6 +84,8 @@ class Method:
             d["spread_grid"] = list(self.spread_grid)
         if self.theta_input_grid:
             d["theta_input_grid"] = list(self.theta_input_grid)
+        if self.theta_input_last:
+            d["theta_input_last"] = True
         if self.bias_steps is not None:
             d["bias_steps"] = self.bias_steps
         if self.burst is not None:
@@ -99,11 +110,44 @@ class Method:
                 "bursts (e.g. dtif-auto-qcfs-signed)"
             )
         snn = self._convert(model, calib, maxpool, target_steps, progress)
+        if self.theta_input_last:
+            return self._choose_rule_last(snn, calib, target_steps, progress)
+        self._finish(snn, calib, progress)
+        return snn
+
+    def _finish(self, snn: SpikingNetwork, calib: torch.Tensor, progress: bool) -> None:
         if self.burst is not None:
             set_burst(snn, self.burst)
         if self.bias_steps is not None:
             calibrate_biases(snn, calib, self.bias_steps, progress=progress)
-        return snn
+
+    def _choose_rule_last(
+        self, snn: SpikingNetwork, calib: torch.Tensor, target_steps: int, progress: bool
+    ) -> SpikingNetwork:
+        """Finish a copy of the searched `snn` with each theta_input rule; keep the one with
+        the lowest search loss (ties: fewer synops, then the rule of the search)."""
+        best: tuple[SpikingNetwork, float, float] | None = None
+        losses: dict[str, float] = {}
+        for rule in (snn.meta["neuron"].theta_input, *self.theta_input_grid):
+            if rule in losses:
+                continue
+            trial = copy.deepcopy(snn)
+            for m in trial.neurons():
+                m.params = replace(m.params, theta_input=rule)
+            trial.meta["neuron"] = replace(trial.meta["neuron"], theta_input=rule)
+            self._finish(trial, calib, progress)
+            loss, sop = search_loss(trial, calib, target_steps)
+            losses[rule] = loss
+            if best is None or better(loss, sop, best[1], best[2]):
+                best = (trial, loss, sop)
+        assert best is not None  # the search's own rule is always tried
+        chosen = best[0]
+        chosen.meta["calibration"] = {
+            **chosen.meta.get("calibration", {}),
+            "loss": best[1],
+            "theta_input_losses": losses,
+        }
+        return chosen
 
     def _convert(
         self,
@@ -121,7 +165,7 @@ class Method:
             grid["dynamic_steps_grid"] = self.dynamic_steps_grid
         if self.spread_grid:
             grid["spread_grid"] = self.spread_grid
-        if self.theta_input_grid:
+        if self.theta_input_grid and not self.theta_input_last:
             grid["theta_input_grid"] = self.theta_input_grid
         return calibrate_dtif(
             model,

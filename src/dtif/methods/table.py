@@ -283,5 +283,17 @@ for _base in (
         theta_input_grid=THETA_INPUT_GRID,
     )
 
+# The same choice made after the burst and the bias calibration, each rule with its own
+# calibration: "<base>-mean-last".
+for _base in ("dtif-auto-signed-switch-bias", f"dtif-auto-signed-switch-bias-burst{BURST}-spread"):
+    _derive(
+        _base,
+        "mean-last",
+        f"{_base}-mean, with the rule chosen after the bursts and the bias calibration (each "
+        "rule calibrated with its own biases) instead of right after the search",
+        theta_input_grid=THETA_INPUT_GRID,
+        theta_input_last=True,
+    )
+
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

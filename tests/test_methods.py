@@ -77,6 +77,10 @@ def test_calibrated_methods_never_read_the_test_loader(monkeypatch: pytest.Monke
     for name in (AUTO_SIGNED, IF_SIGNED):  # the signed methods searched with signed neurons
         assert results["methods"][name]["neuron_used"]["signed"] is True
     assert set(results["methods"][IF_SIGNED]["neuron_used"]["alpha"]) == {0.0}
+    search = results["methods"]["dtif-auto"]["calibration"]["search"]
+    assert search == again["methods"]["dtif-auto"]["calibration"]["search"]
+    assert search["loss"] >= 0 and search["num_images"] == len(calib_x)
+    assert "calibration" not in results["methods"]["if-max"]  # nothing was calibrated
 
 
 def test_alpha_grid_in_a_spec_file(tmp_path: Path) -> None:
@@ -248,6 +252,14 @@ def test_mean_last_chooses_the_rule_after_the_bias_calibration(tmp_path: Path) -
     if rule == "present":
         offsets = [m.input_offset for m in snn.neurons()]
         assert all(torch.equal(a, m.input_offset) for a, m in zip(offsets, plain.neurons()))
+    gen = torch.Generator().manual_seed(3)
+    loader = [(torch.rand(6, 1, 8, 8, generator=gen), torch.randint(0, 3, (6,)))]
+    saved = compare_methods(
+        calibration_net(), x, loader, [method], 16, 6, progress=False, log=lambda _: None
+    )
+    calibration = saved["methods"][method.name]["calibration"]  # target_steps 16 // 8 = 2
+    assert calibration["search"]["theta_input_losses"] == pytest.approx(losses)
+    assert calibration["bias"]["steps"] == method.bias_steps
     spec = {"neuron": {"type": "DTIF"}, "auto": True, "theta_input_grid": ["mean"]}
     path = tmp_path / "last.json"
     path.write_text(json.dumps({**spec, "theta_input_last": True, "bias_steps": 2}))

@@ -40,6 +40,8 @@ from dtif.sim.network import SpikingNetwork
 REFERENCE = "if-max"
 RESULTS = "results.json"
 PREVIOUS = "results.previous.json"
+_CALIBRATION = (("search", "calibration"), ("bias", "bias_calibration"))
+"""Keys of `results.json`'s per-method `calibration`, and the network meta they copy."""
 
 
 def _silent(line: str) -> None:
@@ -310,6 +312,9 @@ def compare_methods(
         seconds_fixed = time.perf_counter() - start
         entries[method.name] = _entry(method, ev)
         entries[method.name]["neuron_used"] = to_dict(snn.meta["neuron"])  # per-layer values
+        chosen = {k: snn.meta[m] for k, m in _CALIBRATION if m in snn.meta}
+        if chosen:  # what the calibration chose on, and its losses (JSON-ready)
+            entries[method.name]["calibration"] = chosen
         if per_image and out_dir is not None:
             save_record(out_dir, method.name, ev)
         l1 = ev.latency(1.0)

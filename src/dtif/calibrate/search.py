@@ -97,10 +97,17 @@ def search_loss(
     seed: int = 0,
 ) -> tuple[float, float]:
     """`calibrate_dtif`'s loss of `snn` as it is, on the same search images, and its synops."""
-    x = search_images(CalibrationData(calib), num_images, seed).to(snn.device)
-    with torch.inference_mode():
-        ann_logits = snn.ann(x)
+    x, ann_logits = _search_targets(snn, CalibrationData(calib), num_images, seed)
     return _loss(snn, x, ann_logits, 2 * target_steps)
+
+
+def _search_targets(
+    snn: SpikingNetwork, data: CalibrationData, num_images: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The search images on `snn`'s device, and the ANN's logits on them."""
+    x = search_images(data, num_images, seed).to(snn.device)
+    with torch.inference_mode():
+        return x, snn.ann(x)
 
 
 def better(loss: float, sop: float, best: float, best_sop: float) -> bool:
@@ -202,9 +209,7 @@ def calibrate_dtif(
     neurons = snn.neurons()
     if not neurons or not all(isinstance(m.params, DTIFParams) for m in neurons):
         raise InputError("calibrate_dtif needs a network of DTIF neurons")
-    x = search_images(data, num_images, seed).to(snn.device)
-    with torch.inference_mode():
-        ann_logits = snn.ann(x)
+    x, ann_logits = _search_targets(snn, data, num_images, seed)
     horizon = 2 * target_steps
     if start is None:
         alphas = [float(m.params.alpha) for m in neurons]  # type: ignore[arg-type]  # resolved per layer

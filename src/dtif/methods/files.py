@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dtif.convert.options import from_dict
 from dtif.errors import InputError
@@ -97,24 +99,26 @@ def _dynamic_steps_grid(value: object, source: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _spread_grid(value: object, source: str) -> tuple[float, ...]:
+def _checked_list(
+    value: object, source: str, key: str, what: str, check: Callable[[str, object, str], None]
+) -> tuple[Any, ...]:
+    """spec[key]: absent (()) or a non-empty list whose items pass `check`."""
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        raise InputError(f"{source}: spread_grid must be a non-empty list of numbers in [0, 1]")
+        raise InputError(f"{source}: {key} must be a non-empty list {what}")
     for v in value:
-        check_spread(f"{source}:", v, "spread_grid value")
-    return tuple(float(v) for v in value)
+        check(f"{source}:", v, f"{key} value")
+    return tuple(value)
+
+
+def _spread_grid(value: object, source: str) -> tuple[float, ...]:
+    grid = _checked_list(value, source, "spread_grid", "of numbers in [0, 1]", check_spread)
+    return tuple(float(v) for v in grid)
 
 
 def _theta_input_grid(value: object, source: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not value:
-        raise InputError(f'{source}: theta_input_grid must be a non-empty list such as ["mean"]')
-    for v in value:
-        check_theta_input(f"{source}:", v, "theta_input_grid value")
-    return tuple(value)
+    return _checked_list(value, source, "theta_input_grid", 'such as ["mean"]', check_theta_input)
 
 
 def _flag(spec: dict[str, object], key: str, source: str) -> bool:

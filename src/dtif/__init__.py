@@ -13,6 +13,7 @@ from dtif.errors import (
 )
 from dtif.export import export_nir, import_nir
 from dtif.metrics import EnergyModel, latency, paired_latency
+from dtif.models.qcfs import quantized_to
 from dtif.neurons import DTIF, IF, DTIFParams, IFParams
 from dtif.sim import Evaluation, SimulationResult, SpikingNetwork, evaluate, simulate
 from dtif.sim.allocator import keep_freed_memory
@@ -57,4 +58,5 @@ __all__ = [
     "pick_output",
     "simulate",
     "to_qcfs",
+    "quantized_to",
 ]

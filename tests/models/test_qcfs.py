@@ -8,7 +8,7 @@ from torch import nn
 
 from dtif.errors import InputError
 from dtif.models import create_model
-from dtif.models.qcfs import QCFS, qcfs, qcfs_modules, swap_relu
+from dtif.models.qcfs import QCFS, qcfs, qcfs_modules, quantized_to, swap_relu
 
 
 def test_forward_values_by_hand() -> None:
@@ -104,3 +104,21 @@ def test_swap_relu_modules_only() -> None:
         swap_relu(nn.Sequential(nn.Linear(2, 2)), 8, 1.0)
     with pytest.raises(InputError, match="no QCFS scale given"):
         swap_relu(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), 8, {})
+
+
+def test_quantized_to_sets_and_restores_the_levels() -> None:
+    shared = QCFS(8, 2.0)
+    model = nn.Sequential(shared, nn.Identity(), QCFS(4, 1.0), shared)  # one QCFS used twice
+    z = torch.linspace(-0.5, 2.5, 41)
+    with quantized_to(model, 2):
+        assert [m.levels for m in (model[0], model[2])] == [2, 2]
+        assert torch.equal(
+            model(z), qcfs(qcfs(qcfs(z, shared.scale, 2), torch.tensor(1.0), 2), shared.scale, 2)
+        )
+    assert [model[0].levels, model[2].levels] == [8, 4]
+    with pytest.raises(RuntimeError), quantized_to(model, 3):
+        raise RuntimeError("inside")
+    assert [model[0].levels, model[2].levels] == [8, 4]
+    with pytest.raises(InputError, match="levels must be an int >= 1"), quantized_to(model, 0):
+        pass
+    assert [model[0].levels, model[2].levels] == [8, 4]

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from dtif.checkpoint import load_checkpoint
 from dtif.errors import InputError
 from dtif.models.qcfs import QCFS, qcfs_modules
 from dtif.train import TrainConfig
 from dtif.train.qcfs import relu_percentiles, to_qcfs
+from dtif.train.steps import train_epoch
 from tests.helpers.cli import assert_clean_error, run_dtif, workload
 
 
@@ -67,6 +69,55 @@ def test_config_checks_the_activation() -> None:
     assert TrainConfig().model_kwargs == {}
 
 
+def test_config_checks_train_levels() -> None:
+    cfg = TrainConfig(activation="qcfs", levels=8, train_levels=[4, 8])  # type: ignore[arg-type]
+    assert cfg.train_levels == (4, 8) and cfg.model_kwargs == {"activation": "qcfs", "levels": 8}
+    with pytest.raises(InputError, match="for activation='qcfs'"):
+        TrainConfig(train_levels=(4, 8))
+    for bad in ((), "48", (0, 4), (4.0,)):
+        with pytest.raises(InputError, match="train_levels|levels must be"):
+            TrainConfig(activation="qcfs", levels=8, train_levels=bad)  # type: ignore[arg-type]
+
+
+def test_train_epoch_draws_the_levels_per_step() -> None:
+    torch.manual_seed(0)
+    act = QCFS(8, 1.0)
+    model = nn.Sequential(nn.Linear(3, 4), act, nn.Linear(4, 2))
+    seen: list[int] = []
+    act.register_forward_hook(lambda m, _i, _o: seen.append(m.levels))
+    batches = [(torch.randn(4, 3), torch.randint(2, (4,))) for _ in range(30)]
+
+    def epoch(seed: int) -> list[int]:
+        seen.clear()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        with tqdm(disable=True) as bar:
+            train_epoch(
+                model,
+                opt,
+                sched,
+                nn.CrossEntropyLoss(),
+                batches,
+                torch.device("cpu"),
+                bar,
+                (2, 5),
+                seed,
+            )
+        return list(seen)
+
+    first = epoch(3)
+    assert set(first) == {2, 5} and len(first) == 30
+    assert epoch(3) == first  # seeded
+    assert epoch(4) != first
+    assert act.levels == 8  # the model's own levels come back
+    seen.clear()
+    with tqdm(disable=True) as bar:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        train_epoch(model, opt, sched, nn.CrossEntropyLoss(), batches, torch.device("cpu"), bar)
+    assert set(seen) == {8}
+
+
 @pytest.fixture(scope="module")
 def qcfs_run(
     tiny_checkpoint: Path, fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory
@@ -76,7 +127,7 @@ def qcfs_run(
         "train", "--width", "0.125", "--epochs", "1", "--batch-size", "32",
         "--train-limit", "200", "--test-limit", "50", "--device", "cpu",
         "--optimizer", "adam", "--lr", "1e-4", "--activation", "qcfs", "--levels", "4",
-        "--init-from", tiny_checkpoint, "--data-dir", fashion_dir, "--out", out,
+        "--train-levels", "2,4", "--init-from", tiny_checkpoint, "--data-dir", fashion_dir, "--out", out,
     )  # fmt: skip
     assert res.code == 0, res.err
     return out
@@ -98,6 +149,7 @@ def test_train_qcfs_checkpoint_records_levels_and_lambdas(
     assert (state[w] - relu[w]).abs().max() < 0.05 * relu[w].abs().max()
     summary = json.loads((qcfs_run / "train.json").read_text())
     assert summary["config"]["activation"] == "qcfs" and summary["config"]["levels"] == 4
+    assert summary["config"]["train_levels"] == [2, 4]
 
 
 def test_compare_runs_on_a_qcfs_checkpoint(
@@ -138,6 +190,11 @@ def test_if_qcfs_on_a_relu_checkpoint_is_a_clean_error(
         (["--activation", "qcfs", "--levels", "0"], "levels must be an int >= 1"),
         (["--activation", "qcfs"], "needs levels"),
         (["--levels", "4"], "a ReLU has no levels"),
+        (["--train-levels", "2,4"], "train_levels is for activation='qcfs'"),
+        (
+            ["--activation", "qcfs", "--levels", "4", "--train-levels", "0,4"],
+            "levels must be an int >= 1",
+        ),
         (["--activation", "qcfs", "--levels", "4", "--model", "vgg16"], "same dataset, model"),
     ],
 )
@@ -150,3 +207,10 @@ def test_train_bad_qcfs_input(
         *extra,
     )  # fmt: skip
     assert_clean_error(res, "train", needle)
+
+
+def test_train_levels_not_a_list(tmp_path: Path) -> None:
+    res = run_dtif(
+        "train", "--activation", "qcfs", "--levels", "4", "--train-levels", "a", "--out", tmp_path
+    )
+    assert res.code == 2 and "--train-levels: expected comma-separated ints" in res.err

@@ -39,6 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=str(device(args.device)),
         activation=args.activation,
         levels=args.levels,
+        train_levels=args.train_levels,
         init_from=None if args.init_from is None else str(args.init_from),
         init_percentile=args.init_percentile,
     )

@@ -59,6 +59,17 @@ def floats(text: str) -> tuple[float, ...]:
         ) from None
 
 
+def levels_list(text: str) -> tuple[int, ...]:
+    """A comma list of QCFS levels, e.g. ``2,3,4,5,6,7,8``."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated ints >= 1, e.g. 2,3,4,5,6,7,8, got {text!r}"
+        ) from None
+    return values  # each checked by TrainConfig
+
+
 def add_model_file_args(p: argparse.ArgumentParser) -> None:
     """Your own model and data in place of --checkpoint."""
     p.add_argument(
@@ -169,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="qcfs: conversion-aware training (quantization-clip-floor-shift, Bu et al. 2022)",
     )
     p.add_argument("--levels", type=int, default=None, help="QCFS levels L (4 or 8 are usual)")
+    p.add_argument(
+        "--train-levels",
+        type=levels_list,
+        default=None,
+        help="QCFS: each batch quantizes to levels drawn from this comma list (e.g. "
+        "2,3,4,5,6,7,8), so the network is also accurate at small T; the checkpoint keeps --levels",
+    )
     p.add_argument(
         "--init-from",
         type=Path,

@@ -8,7 +8,8 @@ network trained with it converts with little error at small T.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal, get_args
 
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "check_levels",
     "qcfs",
     "qcfs_modules",
+    "quantized_to",
     "swap_relu",
 ]
 
@@ -121,6 +123,29 @@ def activation_factory(activation: str, levels: int | None) -> Callable[[], nn.M
 def qcfs_modules(model: nn.Module) -> dict[str, QCFS]:
     """The QCFS modules of ``model`` by qualified name, in module order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, QCFS)}
+
+
+@contextmanager
+def quantized_to(model: nn.Module, levels: int) -> Iterator[None]:
+    """Inside the block, every QCFS module of ``model`` quantizes to ``levels`` steps.
+
+    Each module's own levels come back when the block ends, also on an exception. An IF
+    network converted from ``model`` computes about this quantization after ``levels`` steps,
+    so it tells how accurate the SNN can be at small T.
+
+    Raises:
+        InputError: ``levels`` is not an int >= 1.
+    """
+    check_levels(levels)
+    found = list({id(m): m for m in model.modules() if isinstance(m, QCFS)}.values())
+    saved = [m.levels for m in found]
+    try:
+        for m in found:
+            m.levels = levels
+        yield
+    finally:
+        for m, kept in zip(found, saved):
+            m.levels = kept
 
 
 def swap_relu(model: nn.Module, levels: int, scales: dict[str, float] | float) -> list[str]:

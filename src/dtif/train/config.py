@@ -12,7 +12,7 @@ import torch
 from dtif.data import DEFAULT_DATASET, check_dataset_name
 from dtif.errors import InputError
 from dtif.models import model_names
-from dtif.models.qcfs import Activation, activation_factory
+from dtif.models.qcfs import Activation, activation_factory, check_levels
 
 Optimizer = Literal["sgd", "adam"]
 _OPTIMIZERS: tuple[Optimizer, ...] = ("sgd", "adam")
@@ -55,6 +55,10 @@ class TrainConfig:
         activation: ``"relu"``, or ``"qcfs"`` (conversion-aware training, see
             ``dtif.models.qcfs``).
         levels: QCFS levels L (``activation="qcfs"`` only; 4 or 8 are usual).
+        train_levels: ``activation="qcfs"`` only: each training batch quantizes to levels
+            drawn from these (seeded by the epoch), so that the network is also accurate with
+            fewer levels, as its SNN is at small T; the checkpoint keeps ``levels``.
+            ``None``: every batch uses ``levels``.
         init_from: start from the weights of this ANN checkpoint (same dataset, model and
             width) instead of a random initialisation; a ReLU checkpoint fine-tuned with
             ``activation="qcfs"`` gets each lambda from its ReLU's outputs on training images.
@@ -87,6 +91,7 @@ class TrainConfig:
     device: str = "cpu"
     activation: Activation = "relu"
     levels: int | None = None
+    train_levels: tuple[int, ...] | None = None
     init_from: str | None = None
     init_percentile: float = 99.9
 
@@ -121,6 +126,8 @@ class TrainConfig:
         if self.augment is not None and not isinstance(self.augment, bool):
             raise InputError(f"augment must be True, False or None, got {self.augment!r}")
         activation_factory(self.activation, self.levels)  # raises InputError
+        if self.train_levels is not None:
+            object.__setattr__(self, "train_levels", _train_levels(self))
         if self.init_from is not None and not isinstance(self.init_from, str):
             raise InputError(f"init_from must be a checkpoint path, got {self.init_from!r}")
         _check_float("init_percentile", self.init_percentile, low=0.0, low_open=True)
@@ -151,6 +158,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-friendly dict of the fields."""
         return dataclasses.asdict(self)
+
+
+def _train_levels(config: TrainConfig) -> tuple[int, ...]:
+    value = config.train_levels
+    if config.activation != "qcfs":
+        raise InputError("train_levels is for activation='qcfs' (e.g. levels=8, train_levels=2..8)")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or not value:
+        raise InputError(f"train_levels must be a non-empty list of ints >= 1, got {value!r}")
+    return tuple(check_levels(v) for v in value)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

@@ -223,7 +223,15 @@ def _run(
         try:
             with bar:
                 loss, train_acc = train_epoch(
-                    net, optimizer, scheduler, criterion, loader, device, bar
+                    net,
+                    optimizer,
+                    scheduler,
+                    criterion,
+                    loader,
+                    device,
+                    bar,
+                    config.train_levels or (),
+                    seed,
                 )
             test_acc = accuracy(model, test_images, test_labels, device) if main else 0.0
             if world > 1:

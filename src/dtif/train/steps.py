@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dtif.data import ImageDataset, test_subset
+from dtif.models.qcfs import quantized_to
 from dtif.sim import distributed
 
 #: Batch size of the test-accuracy evaluation.
@@ -71,24 +73,30 @@ def train_epoch(
     loader: Iterable[tuple[torch.Tensor, ...]],
     device: torch.device,
     bar: tqdm[Any],
+    train_levels: Sequence[int] = (),
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Train one epoch. Returns (mean loss, train accuracy) over the epoch's images.
 
     ``loader`` yields ``(images, labels)``, or ``(images, labels, loss_weight)`` (one rank's
-    part of each batch, see ``_rank_batches``); the means are then over all ranks.
+    part of each batch, see ``_rank_batches``); the means are then over all ranks. With
+    ``train_levels``, each step's QCFS levels are drawn from them by a generator seeded with
+    ``seed`` (the same draws on every rank).
     """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
+    draws = torch.Generator().manual_seed(seed)
     for step, (images, labels, *weight) in enumerate(loader, start=1):
-        loss, hits = train_step(
-            model,
-            optimizer,
-            scheduler,
-            criterion,
-            images.to(device),
-            labels.to(device),
-            float(weight[0]) if weight else 1.0,
-        )
+        with _levels(model, train_levels, draws):
+            loss, hits = train_step(
+                model,
+                optimizer,
+                scheduler,
+                criterion,
+                images.to(device),
+                labels.to(device),
+                float(weight[0]) if weight else 1.0,
+            )
         total_loss, correct, seen = total_loss + loss, correct + hits, seen + labels.shape[0]
         bar.update(1)
         if step % _POSTFIX_EVERY == 0:
@@ -99,6 +107,13 @@ def train_epoch(
         total_loss, correct, seen = sums[0].item(), int(sums[1].item()), int(sums[2].item())
     bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.2%}")
     return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _levels(model: nn.Module, choices: Sequence[int], draws: torch.Generator) -> Any:
+    if not choices:
+        return nullcontext()
+    pick = int(torch.randint(len(choices), (1,), generator=draws))
+    return quantized_to(model, choices[pick])
 
 
 def rank_batches(

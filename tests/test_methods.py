@@ -271,3 +271,37 @@ def test_mean_last_chooses_the_rule_after_the_bias_calibration(tmp_path: Path) -
             get_method(str(path))
     with pytest.raises(InputError, match="theta_input_last"):
         replace(METHODS[name], theta_input_last=True)  # nothing to choose from
+
+
+def test_two_pass_methods_search_again_from_the_first_pass(tmp_path: Path) -> None:
+    from dtif.calibrate.search import search_loss
+    from dtif.models.qcfs import swap_relu
+
+    net = calibration_net()
+    swap_relu(net, 8, 2.0)
+    x = calibration_images()
+    for name in ("dtif-auto-qcfs-signed-spread-mean", "if-auto-qcfs-signed-spread"):
+        method = METHODS[f"{name}-2pass"]
+        assert method.to_dict()["search_passes"] == 2
+        assert "search_passes" not in METHODS[name].to_dict()  # its results still resume
+        once = METHODS[name].build(net, x, "error", target_steps=2)
+        twice = method.build(net, x, "error", target_steps=2)
+        first, second = once.meta["neuron"], twice.meta["neuron"]
+        # the second pass changes alpha and v0 only, and never raises the search's loss
+        assert second == replace(first, alpha=second.alpha, v0=second.v0)
+        assert twice.meta["calibration"]["passes"] == 2
+        loss_once, loss_twice = search_loss(once, x, 2)[0], search_loss(twice, x, 2)[0]
+        assert twice.meta["calibration"]["loss"] == pytest.approx(loss_twice)
+        assert loss_twice <= loss_once + 1e-9
+        if name.startswith("if-"):
+            assert set(second.alpha) == {0.0}  # the control stays IF
+    spec = {"neuron": {"type": "DTIF"}, "auto": True, "search_passes": 3}
+    path = tmp_path / "passes.json"
+    path.write_text(json.dumps(spec))
+    assert get_method(str(path)).search_passes == 3
+    for bad in (0, "2", True):
+        path.write_text(json.dumps({**spec, "search_passes": bad}))
+        with pytest.raises(InputError, match="search_passes"):
+            get_method(str(path))
+    with pytest.raises(InputError, match="search_passes"):
+        replace(METHODS["if-max"], search_passes=2)  # nothing to search

@@ -72,6 +72,7 @@ def method_from_file(path: Path) -> Method:
         _spread_grid(spec.get("spread_grid"), str(path)),
         _theta_input_grid(spec.get("theta_input_grid"), str(path)),
         _flag(spec, "theta_input_last", str(path)),
+        _optional_count(spec, "search_passes", str(path)) or 1,
     )
 
 
@@ -129,7 +130,7 @@ def _flag(spec: dict[str, object], key: str, source: str) -> bool:
 
 
 def _optional_count(spec: dict[str, object], key: str, source: str) -> int | None:
-    """spec[key]: absent (None) or an integer >= 1 (`bias_steps`, `burst`)."""
+    """spec[key]: absent (None) or an integer >= 1 (`bias_steps`, `burst`, `search_passes`)."""
     value = spec.get(key)
     if value is None:
         return None

@@ -39,6 +39,9 @@ class Method:
         bias_steps: None, or the T at which each layer's bias is calibrated after conversion.
         burst: None, or the most spikes a step, set after the search (which runs with one)
             and before bias calibration.
+        search_passes: how many times the per-layer (alpha, v0) search runs; each pass after
+            the first starts from the values chosen so far, with K, the spread and the rule
+            of the first pass in place.
     """
 
     name: str
@@ -53,8 +56,19 @@ class Method:
     spread_grid: tuple[float, ...] = ()
     theta_input_grid: tuple[str, ...] = ()
     theta_input_last: bool = False
+    search_passes: int = 1
 
     def __post_init__(self) -> None:
+        passes = self.search_passes
+        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+            raise InputError(
+                f"method {self.name}: search_passes must be an int >= 1, got {passes!r}"
+            )
+        if passes > 1 and not self.auto:
+            raise InputError(
+                f"method {self.name}: search_passes repeats the calibration search; set auto "
+                "to true, or drop search_passes"
+            )
         if self.theta_input_last and not self.theta_input_grid:
             raise InputError(
                 f"method {self.name}: theta_input_last chooses from theta_input_grid, which "
@@ -90,6 +104,8 @@ class Method:
             d["bias_steps"] = self.bias_steps
         if self.burst is not None:
             d["burst"] = self.burst
+        if self.search_passes != 1:
+            d["search_passes"] = self.search_passes
         if self.auto:  # results of an older search do not match, so --resume reruns them
             d["search_start"] = list(START)
         return d
@@ -167,7 +183,7 @@ class Method:
             grid["spread_grid"] = self.spread_grid
         if self.theta_input_grid and not self.theta_input_last:
             grid["theta_input_grid"] = self.theta_input_grid
-        return calibrate_dtif(
+        snn = calibrate_dtif(
             model,
             calib,
             target_steps=target_steps,
@@ -177,6 +193,20 @@ class Method:
             progress=progress,
             **grid,
         ).snn
+        alphas = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        for _ in range(1, self.search_passes):
+            snn = calibrate_dtif(
+                snn,
+                calib,
+                target_steps=target_steps,
+                base=snn.meta["neuron"],
+                progress=progress,
+                start=None,
+                **alphas,
+            ).snn
+        if self.search_passes > 1:
+            snn.meta["calibration"]["passes"] = self.search_passes
+        return snn
 
 
 def set_burst(snn: SpikingNetwork, burst: int) -> None:

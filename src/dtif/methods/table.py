@@ -295,5 +295,20 @@ for _base in ("dtif-auto-signed-switch-bias", f"dtif-auto-signed-switch-bias-bur
         theta_input_last=True,
     )
 
+# The per-layer search run a second time, from the values of the first: "<base>-2pass".
+_derive(
+    "dtif-auto-qcfs-signed-spread-mean",
+    "2pass",
+    "dtif-auto-qcfs-signed-spread-mean with its per-layer (alpha, v0) search run a second "
+    "time, the spread and the rule of the first in place",
+    search_passes=2,
+)
+_derive(
+    "if-auto-qcfs-signed-spread",
+    "2pass",
+    "control for dtif-auto-qcfs-signed-spread-mean-2pass: if-auto-qcfs-signed-spread with its "
+    "v0 search run a second time",
+    search_passes=2,
+)
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

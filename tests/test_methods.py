@@ -180,11 +180,17 @@ def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.Monkey
         assert results["methods"][name]["method"]["bias_steps"] == dtif.methods.BIAS_STEPS
 
 
-def test_spread_methods_choose_v0_spread_on_calibration_images(tmp_path: Path) -> None:
+def _qcfs_net() -> nn.Module:
+    """The calibration net with its ReLUs swapped for QCFS (8 levels, lambda 2)."""
     from dtif.models.qcfs import swap_relu
 
     net = calibration_net()
     swap_relu(net, 8, 2.0)
+    return net
+
+
+def test_spread_methods_choose_v0_spread_on_calibration_images(tmp_path: Path) -> None:
+    net = _qcfs_net()
     x = calibration_images()
     for name in ("dtif-auto-qcfs-signed", "if-auto-qcfs-signed"):
         method = METHODS[f"{name}-spread"]
@@ -275,10 +281,8 @@ def test_mean_last_chooses_the_rule_after_the_bias_calibration(tmp_path: Path) -
 
 def test_two_pass_methods_search_again_from_the_first_pass(tmp_path: Path) -> None:
     from dtif.calibrate.search import search_loss
-    from dtif.models.qcfs import swap_relu
 
-    net = calibration_net()
-    swap_relu(net, 8, 2.0)
+    net = _qcfs_net()
     x = calibration_images()
     for name in ("dtif-auto-qcfs-signed-spread-mean", "if-auto-qcfs-signed-spread"):
         method = METHODS[f"{name}-2pass"]

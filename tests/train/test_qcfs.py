@@ -87,22 +87,13 @@ def test_train_epoch_draws_the_levels_per_step() -> None:
     act.register_forward_hook(lambda m, _i, _o: seen.append(m.levels))
     batches = [(torch.randn(4, 3), torch.randint(2, (4,))) for _ in range(30)]
 
-    def epoch(seed: int) -> list[int]:
+    def epoch(seed: int, levels: tuple[int, ...] = (2, 5)) -> list[int]:
         seen.clear()
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        loss = nn.CrossEntropyLoss()
         with tqdm(disable=True) as bar:
-            train_epoch(
-                model,
-                opt,
-                sched,
-                nn.CrossEntropyLoss(),
-                batches,
-                torch.device("cpu"),
-                bar,
-                (2, 5),
-                seed,
-            )
+            train_epoch(model, opt, sched, loss, batches, torch.device("cpu"), bar, levels, seed)
         return list(seen)
 
     first = epoch(3)
@@ -110,12 +101,7 @@ def test_train_epoch_draws_the_levels_per_step() -> None:
     assert epoch(3) == first  # seeded
     assert epoch(4) != first
     assert act.levels == 8  # the model's own levels come back
-    seen.clear()
-    with tqdm(disable=True) as bar:
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        train_epoch(model, opt, sched, nn.CrossEntropyLoss(), batches, torch.device("cpu"), bar)
-    assert set(seen) == {8}
+    assert set(epoch(3, levels=())) == {8}  # no train_levels: every step at the model's own
 
 
 @pytest.fixture(scope="module")

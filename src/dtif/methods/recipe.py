@@ -176,7 +176,8 @@ class Method:
         if not self.auto:
             return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
         base = self.neuron if isinstance(self.neuron, DTIFParams) else None
-        grid: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        alphas: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        grid = dict(alphas)
         if self.dynamic_steps_grid:
             grid["dynamic_steps_grid"] = self.dynamic_steps_grid
         if self.spread_grid:
@@ -193,8 +194,7 @@ class Method:
             progress=progress,
             **grid,
         ).snn
-        alphas = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
-        for _ in range(1, self.search_passes):
+        for _ in range(1, self.search_passes):  # the per-layer search only, from where it ended
             snn = calibrate_dtif(
                 snn,
                 calib,

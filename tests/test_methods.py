@@ -309,3 +309,45 @@ def test_two_pass_methods_search_again_from_the_first_pass(tmp_path: Path) -> No
             get_method(str(path))
     with pytest.raises(InputError, match="search_passes"):
         replace(METHODS["if-max"], search_passes=2)  # nothing to search
+
+
+def test_final_pass_searches_the_finished_network_then_its_biases_again(tmp_path: Path) -> None:
+    import dtif
+    from dtif.calibrate.search import search_loss
+
+    x = calibration_images()
+    for name in (
+        "dtif-auto-signed-switch-bias-burst2-spread-mean-last",
+        "if-auto-signed-bias-burst2",
+    ):
+        method = METHODS[f"{name}-final"]
+        assert method.to_dict()["final_pass"] is True
+        assert "final_pass" not in METHODS[name].to_dict()  # its results still resume
+        plain = METHODS[name].build(calibration_net(), x, "error", target_steps=2)
+        final = method.build(calibration_net(), x, "error", target_steps=2)
+        first, last = plain.meta["neuron"], final.meta["neuron"]
+        # the pass changes alpha and v0 only; burst and rule stay as the finished network's
+        assert last == replace(first, alpha=last.alpha, v0=last.v0)
+        assert all(m.params.burst == 2 for m in final.neurons())
+        calibration = final.meta["calibration"]
+        assert calibration["final_pass_loss"] <= search_loss(plain, x, 2)[0] + 1e-9
+        if "theta_input_losses" in plain.meta["calibration"]:
+            assert (
+                calibration["theta_input_losses"] == plain.meta["calibration"]["theta_input_losses"]
+            )
+        # the offsets are calibrated afresh: the same as calibrating the new values once
+        again = dtif.convert(calibration_net(), x, neuron=last, norm=method.norm, maxpool="error")
+        dtif.calibrate_biases(again, x, method.bias_steps)
+        for a, b in zip(final.neurons(), again.neurons()):
+            assert torch.allclose(a.input_offset, b.input_offset, atol=1e-6)
+        if name.startswith("if-"):
+            assert set(last.alpha) == {0.0}  # the control stays IF
+    path = tmp_path / "final.json"
+    spec = {"neuron": {"type": "DTIF"}, "auto": True, "final_pass": True}
+    path.write_text(json.dumps(spec))
+    assert get_method(str(path)).final_pass
+    path.write_text(json.dumps({**spec, "final_pass": "yes"}))
+    with pytest.raises(InputError, match="final_pass"):
+        get_method(str(path))
+    with pytest.raises(InputError, match="final_pass"):
+        replace(METHODS["if-max"], final_pass=True)  # nothing to search

@@ -73,6 +73,7 @@ def method_from_file(path: Path) -> Method:
         _theta_input_grid(spec.get("theta_input_grid"), str(path)),
         _flag(spec, "theta_input_last", str(path)),
         _optional_count(spec, "search_passes", str(path)) or 1,
+        _flag(spec, "final_pass", str(path)),
     )
 
 

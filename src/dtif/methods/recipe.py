@@ -42,6 +42,8 @@ class Method:
         search_passes: how many times the per-layer (alpha, v0) search runs; each pass after
             the first starts from the values chosen so far, with K, the spread and the rule
             of the first pass in place.
+        final_pass: after the bursts, the bias calibration and the rule, run the per-layer
+            search once more on the finished network, then calibrate its biases afresh.
     """
 
     name: str
@@ -57,6 +59,7 @@ class Method:
     theta_input_grid: tuple[str, ...] = ()
     theta_input_last: bool = False
     search_passes: int = 1
+    final_pass: bool = False
 
     def __post_init__(self) -> None:
         passes = self.search_passes
@@ -68,6 +71,11 @@ class Method:
             raise InputError(
                 f"method {self.name}: search_passes repeats the calibration search; set auto "
                 "to true, or drop search_passes"
+            )
+        if self.final_pass and not self.auto:
+            raise InputError(
+                f"method {self.name}: final_pass repeats the calibration search; set auto to "
+                "true, or drop final_pass"
             )
         if self.theta_input_last and not self.theta_input_grid:
             raise InputError(
@@ -106,6 +114,8 @@ class Method:
             d["burst"] = self.burst
         if self.search_passes != 1:
             d["search_passes"] = self.search_passes
+        if self.final_pass:
+            d["final_pass"] = True
         if self.auto:  # results of an older search do not match, so --resume reruns them
             d["search_start"] = list(START)
         return d
@@ -127,8 +137,11 @@ class Method:
             )
         snn = self._convert(model, calib, maxpool, target_steps, progress)
         if self.theta_input_last:
-            return self._choose_rule_last(snn, calib, target_steps, progress)
-        self._finish(snn, calib, progress)
+            snn = self._choose_rule_last(snn, calib, target_steps, progress)
+        else:
+            self._finish(snn, calib, progress)
+        if self.final_pass:
+            self._search_finished(snn, calib, target_steps, progress)
         return snn
 
     def _finish(self, snn: SpikingNetwork, calib: torch.Tensor, progress: bool) -> None:
@@ -136,6 +149,28 @@ class Method:
             set_burst(snn, self.burst)
         if self.bias_steps is not None:
             calibrate_biases(snn, calib, self.bias_steps, progress=progress)
+
+    def _search_finished(
+        self, snn: SpikingNetwork, calib: torch.Tensor, target_steps: int, progress: bool
+    ) -> None:
+        """The per-layer search once more, on `snn` as it will run (bursts, input offsets and
+        rule in place); then the offsets are calibrated afresh for the new values."""
+        before = dict(snn.meta.get("calibration", {}))
+        alphas = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
+        cal = calibrate_dtif(
+            snn,
+            calib,
+            target_steps=target_steps,
+            base=snn.meta["neuron"],
+            progress=progress,
+            start=None,
+            **alphas,
+        )
+        if self.bias_steps is not None:
+            for m in snn.neurons():
+                m.set_input_offset(None)
+            calibrate_biases(snn, calib, self.bias_steps, progress=progress)
+        snn.meta["calibration"] = {**before, "final_pass_loss": cal.loss}
 
     def _choose_rule_last(
         self, snn: SpikingNetwork, calib: torch.Tensor, target_steps: int, progress: bool

@@ -311,4 +311,22 @@ _derive(
     search_passes=2,
 )
 
+# The per-layer search once more on the finished network, biases calibrated again: "<base>-final".
+_derive(
+    f"dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last",
+    "final",
+    f"dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last, then its per-layer "
+    "(alpha, v0) search once more on the finished network (bursts, offsets and rule in "
+    "place) and its biases calibrated again",
+    final_pass=True,
+)
+_derive(
+    f"if-auto-signed-bias-burst{BURST}",
+    "final",
+    f"control for dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last-final: "
+    f"if-auto-signed-bias-burst{BURST} with its v0 search once more on the finished network "
+    "and its biases calibrated again",
+    final_pass=True,
+)
+
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

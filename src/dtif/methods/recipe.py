@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dtif.calibrate.bias import calibrate_biases
-from dtif.calibrate.search import START, better, calibrate_dtif, search_loss
+from dtif.calibrate.search import START, DTIFCalibration, better, calibrate_dtif, search_loss
 from dtif.convert.normalize import Norm, has_qcfs
 from dtif.convert.options import MaxPoolPolicy, to_dict
 from dtif.convert.pipeline import check_burst, convert
@@ -156,8 +156,19 @@ class Method:
         """The per-layer search once more, on `snn` as it will run (bursts, input offsets and
         rule in place); then the offsets are calibrated afresh for the new values."""
         before = dict(snn.meta.get("calibration", {}))
+        cal = self._search_again(snn, calib, target_steps, progress)
+        if self.bias_steps is not None:
+            for m in snn.neurons():
+                m.set_input_offset(None)
+            calibrate_biases(snn, calib, self.bias_steps, progress=progress)
+        snn.meta["calibration"] = {**before, "final_pass_loss": cal.loss}
+
+    def _search_again(
+        self, snn: SpikingNetwork, calib: torch.Tensor, target_steps: int, progress: bool
+    ) -> DTIFCalibration:
+        """The per-layer (alpha, v0) search once more on `snn` as it is, from its own values."""
         alphas = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
-        cal = calibrate_dtif(
+        return calibrate_dtif(
             snn,
             calib,
             target_steps=target_steps,
@@ -166,11 +177,6 @@ class Method:
             start=None,
             **alphas,
         )
-        if self.bias_steps is not None:
-            for m in snn.neurons():
-                m.set_input_offset(None)
-            calibrate_biases(snn, calib, self.bias_steps, progress=progress)
-        snn.meta["calibration"] = {**before, "final_pass_loss": cal.loss}
 
     def _choose_rule_last(
         self, snn: SpikingNetwork, calib: torch.Tensor, target_steps: int, progress: bool
@@ -211,8 +217,7 @@ class Method:
         if not self.auto:
             return convert(model, calib, neuron=self.neuron, norm=self.norm, maxpool=maxpool)
         base = self.neuron if isinstance(self.neuron, DTIFParams) else None
-        alphas: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
-        grid = dict(alphas)
+        grid: dict[str, Any] = {} if self.alpha_grid is None else {"alpha_grid": self.alpha_grid}
         if self.dynamic_steps_grid:
             grid["dynamic_steps_grid"] = self.dynamic_steps_grid
         if self.spread_grid:
@@ -230,15 +235,7 @@ class Method:
             **grid,
         ).snn
         for _ in range(1, self.search_passes):  # the per-layer search only, from where it ended
-            snn = calibrate_dtif(
-                snn,
-                calib,
-                target_steps=target_steps,
-                base=snn.meta["neuron"],
-                progress=progress,
-                start=None,
-                **alphas,
-            ).snn
+            snn = self._search_again(snn, calib, target_steps, progress).snn
         if self.search_passes > 1:
             snn.meta["calibration"]["passes"] = self.search_passes
         return snn

@@ -22,8 +22,10 @@ BIAS_STEPS = 8
 # The K tried by the -switch methods: the threshold dynamic for the first K steps, then 1.
 SWITCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16)
 # Spikes per step of the -burst2 methods: a neuron whose input exceeds its scale carries the
-# excess instead of saturating at one spike a step (docs/dtif.md).
+# excess instead of saturating at one spike a step (docs/dtif.md). The -burst4 methods allow
+# up to 4 (docs/results.md, "What we tried").
 BURST = 2
+BURSTS = (BURST, 4)
 # The v0_spread values tried by the -spread methods after their search (0 is always tried):
 # initial potentials spread across the neurons of a layer (docs/dtif.md).
 SPREAD_GRID = (0.25, 0.5)
@@ -222,21 +224,22 @@ _derive(
     f"if-qcfs-signed with the same bias calibration (T={BIAS_STEPS}; QCFS checkpoints only)",
     bias_steps=BIAS_STEPS,
 )
-# Up to BURST spikes a step once searched: "<base>-burst2".
-_derive(
-    "dtif-auto-signed-switch-bias",
-    f"burst{BURST}",
-    f"dtif-auto-signed-switch-bias with up to {BURST} spikes a step after the switch "
-    "(one a step while the threshold is dynamic; at every step if the search chose no switch)",
-    burst=BURST,
-)
-_derive(
-    "if-auto-signed-bias",
-    f"burst{BURST}",
-    f"control for dtif-auto-signed-switch-bias-burst{BURST}: if-auto-signed-bias with up "
-    f"to {BURST} spikes a step",
-    burst=BURST,
-)
+# Up to b spikes a step once searched: "<base>-burst<b>".
+for _b in BURSTS:
+    _derive(
+        "dtif-auto-signed-switch-bias",
+        f"burst{_b}",
+        f"dtif-auto-signed-switch-bias with up to {_b} spikes a step after the switch "
+        "(one a step while the threshold is dynamic; at every step if the search chose no switch)",
+        burst=_b,
+    )
+    _derive(
+        "if-auto-signed-bias",
+        f"burst{_b}",
+        f"control for dtif-auto-signed-switch-bias-burst{_b}: if-auto-signed-bias with up "
+        f"to {_b} spikes a step",
+        burst=_b,
+    )
 # v0_spread chosen from SPREAD_GRID after the search: "<base>-spread".
 _derive(
     "dtif-auto-qcfs-signed",
@@ -253,13 +256,14 @@ _derive(
     "of v0_spread",
     spread_grid=SPREAD_GRID,
 )
-_derive(
-    f"dtif-auto-signed-switch-bias-burst{BURST}",
-    "spread",
-    f"dtif-auto-signed-switch-bias-burst{BURST} with v0_spread chosen after its search "
-    "(as dtif-auto-qcfs-signed-spread)",
-    spread_grid=SPREAD_GRID,
-)
+for _b in BURSTS:
+    _derive(
+        f"dtif-auto-signed-switch-bias-burst{_b}",
+        "spread",
+        f"dtif-auto-signed-switch-bias-burst{_b} with v0_spread chosen after its search "
+        "(as dtif-auto-qcfs-signed-spread)",
+        spread_grid=SPREAD_GRID,
+    )
 _derive(
     "if-auto-signed-bias",
     "spread",
@@ -285,7 +289,10 @@ for _base in (
 
 # The same choice made after the burst and the bias calibration, each rule with its own
 # calibration: "<base>-mean-last".
-for _base in ("dtif-auto-signed-switch-bias", f"dtif-auto-signed-switch-bias-burst{BURST}-spread"):
+for _base in (
+    "dtif-auto-signed-switch-bias",
+    *(f"dtif-auto-signed-switch-bias-burst{_b}-spread" for _b in BURSTS),
+):
     _derive(
         _base,
         "mean-last",
@@ -312,21 +319,22 @@ _derive(
 )
 
 # The per-layer search once more on the finished network, biases calibrated again: "<base>-final".
-_derive(
-    f"dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last",
-    "final",
-    f"dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last, then its per-layer "
-    "(alpha, v0) search once more on the finished network (bursts, offsets and rule in "
-    "place) and its biases calibrated again",
-    final_pass=True,
-)
-_derive(
-    f"if-auto-signed-bias-burst{BURST}",
-    "final",
-    f"control for dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last-final: "
-    f"if-auto-signed-bias-burst{BURST} with its v0 search once more on the finished network "
-    "and its biases calibrated again",
-    final_pass=True,
-)
+for _b in BURSTS:
+    _derive(
+        f"dtif-auto-signed-switch-bias-burst{_b}-spread-mean-last",
+        "final",
+        f"dtif-auto-signed-switch-bias-burst{_b}-spread-mean-last, then its per-layer "
+        "(alpha, v0) search once more on the finished network (bursts, offsets and rule in "
+        "place) and its biases calibrated again",
+        final_pass=True,
+    )
+    _derive(
+        f"if-auto-signed-bias-burst{_b}",
+        "final",
+        f"control for dtif-auto-signed-switch-bias-burst{_b}-spread-mean-last-final: "
+        f"if-auto-signed-bias-burst{_b} with its v0 search once more on the finished network "
+        "and its biases calibrated again",
+        final_pass=True,
+    )
 
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

@@ -70,3 +70,14 @@ def test_a_run_without_dtif_still_gives_its_control(tmp_path):
         6,
         None,
     )
+
+
+def test_every_if_method_of_the_run_may_be_the_control(tmp_path):
+    methods = {"if-auto": _method(6), "if-some-new-variant": _method(4), "dtif-auto": _method(5)}
+    _write(tmp_path / "latency_fashion-mnist-vgg16-w0.25_T8_n10.json", methods)
+    row = _headline(tmp_path)["vgg16/relu"]
+    assert (row["control"], row["control_L_1"], row["best_dtif"]) == (
+        "if-some-new-variant",
+        4,
+        "dtif-auto",
+    )

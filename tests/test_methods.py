@@ -147,6 +147,22 @@ def test_burst_methods_search_with_one_spike_then_burst(tmp_path: Path) -> None:
         get_method(str(path))
 
 
+def test_burst4_methods_are_the_burst2_chain_with_up_to_4_spikes() -> None:
+    chain = [
+        "dtif-auto-signed-switch-bias-burst{}",
+        "dtif-auto-signed-switch-bias-burst{}-spread",
+        "dtif-auto-signed-switch-bias-burst{}-spread-mean-last",
+        "dtif-auto-signed-switch-bias-burst{}-spread-mean-last-final",
+        "if-auto-signed-bias-burst{}",
+        "if-auto-signed-bias-burst{}-final",
+    ]
+    for pattern in chain:
+        two, four = METHODS[pattern.format(2)], METHODS[pattern.format(4)]
+        assert (two.burst, four.burst) == (2, 4)
+        assert replace(four, name=two.name, description=two.description, burst=2) == two
+    assert METHODS["if-auto-signed-bias-burst4-final"].alpha_grid == (0.0,)
+
+
 def test_bias_calibration_never_reads_the_test_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     import dtif.methods.recipe
 

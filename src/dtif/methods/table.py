@@ -337,4 +337,13 @@ for _b in BURSTS:
         final_pass=True,
     )
 
+# One lambda per channel (channel-wise p99.9) instead of one per layer: "<base>-cw". A channel
+# whose activations are small in its layer gets its own, lower scale, so it fires sooner.
+_P999_CW = PercentileNorm(99.9, channelwise=True)
+for _base in (
+    f"dtif-auto-signed-switch-bias-burst{BURST}-spread-mean-last",
+    *(f"if-auto-signed-bias-burst{_b}" for _b in BURSTS),
+):
+    _derive(_base, "cw", f"{_base} with one threshold scale per channel (p99.9)", norm=_P999_CW)
+
 DEFAULT_METHODS = ("if-max", "if-p99.9", "if-max-v0.5", "dtif")

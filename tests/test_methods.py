@@ -367,3 +367,27 @@ def test_final_pass_searches_the_finished_network_then_its_biases_again(tmp_path
         get_method(str(path))
     with pytest.raises(InputError, match="final_pass"):
         replace(METHODS["if-max"], final_pass=True)  # nothing to search
+
+
+def test_channelwise_methods_are_their_bases_with_one_scale_per_channel() -> None:
+    x = calibration_images()
+    for base in (
+        "dtif-auto-signed-switch-bias-burst2-spread-mean-last",
+        "if-auto-signed-bias-burst2",
+        "if-auto-signed-bias-burst4",
+    ):
+        cw = METHODS[f"{base}-cw"]
+        assert cw.norm.channelwise and not METHODS[base].norm.channelwise
+        assert (
+            replace(cw, name=base, description=METHODS[base].description, norm=METHODS[base].norm)
+            == METHODS[base]
+        )
+        assert cw.to_dict()["norm"]["channelwise"] is True
+    snn = METHODS["if-auto-signed-bias-burst2-cw"].build(
+        calibration_net(), x, "error", target_steps=2
+    )
+    scales = [v for k, v in snn.state_dict().items() if k.endswith(".scale")]
+    assert scales and all(s.ndim == 1 and s.numel() > 1 for s in scales)
+    assert any(not torch.allclose(s, s[0].expand_as(s)) for s in scales)  # not one per layer
+    assert all(m.params.burst == 2 for m in snn.neurons())
+    assert float(snn.simulate(x[:8], 12).synops[-1]) > 0

@@ -1,19 +1,12 @@
 """benchmarks/latency.py --resume on a fresh clone starts from the published JSON."""
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.helpers.bench import bench_module
 
 
 def _latency():
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("latency")
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("latency")
 
 
 def test_published_json_seeds_an_empty_run_folder(tmp_path):

@@ -1,9 +1,5 @@
 """benchmarks/layer_errors.py --floor: the ANN quantized to T levels, per layer."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -12,16 +8,11 @@ import dtif
 from dtif.calibrate.layer_error import layer_errors
 from dtif.convert import TrainedScale
 from dtif.models.qcfs import QCFS
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.helpers.bench import bench_module
 
 
 def _script():
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("layer_errors")
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("layer_errors")
 
 
 def _net(levels: int) -> nn.Module:

@@ -33,6 +33,10 @@ from dtif.calibrate.layer_error import ann_activations
 from dtif.data import calibration_subset, load_dataset
 
 ROOT = common.ROOT
+DEFAULTS = {  # methods that every latency run of that kind has
+    "relu": "if-max,if-p99.9-v0.5,dtif-auto,if-auto",
+    "qcfs": "if-qcfs,if-qcfs-signed,dtif-auto-qcfs-signed",
+}
 
 
 def main() -> None:
@@ -42,7 +46,7 @@ def main() -> None:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--num-steps", type=int, default=128, help="T_max of the latency run")
     p.add_argument("--num-test", type=int, default=2000, help="test images of the latency run")
-    p.add_argument("--methods", default="if-max,if-p99.9-v0.5,dtif-auto,if-auto")
+    p.add_argument("--methods", default=None, help="default: " + "; ".join(DEFAULTS.values()))
     p.add_argument("--images", type=int, default=256, help="training images to measure on")
     p.add_argument("--kind", choices=("relu", "qcfs"), default="relu", help="the ANN checkpoint")
     p.add_argument("--levels", type=int, default=None, help="QCFS levels (--kind qcfs)")
@@ -64,7 +68,7 @@ def main() -> None:
     x = calibration_subset(train, args.images, seed=1)
     at = [2**k for k in range(args.num_steps.bit_length()) if 2**k <= args.num_steps]
     table: dict[str, dict[str, dict[int, float]]] = {}
-    names = [n for n in args.methods.split(",") if n]
+    names = [n for n in (args.methods or DEFAULTS[args.kind]).split(",") if n]
     if not names:
         p.error("--methods names no method (the floor needs one network for its layer names)")
     for name in names:

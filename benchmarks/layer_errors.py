@@ -29,7 +29,7 @@ import torch
 
 import dtif
 from dtif.calibrate import layer_errors
-from dtif.calibrate.layer_error import ann_activations
+from dtif.calibrate.layer_error import ann_activations, relative_error
 from dtif.data import calibration_subset, load_dataset
 
 ROOT = common.ROOT
@@ -103,8 +103,7 @@ def quantization_floor(
         with dtif.quantized_to(snn.ann, t):
             quantized = ann_activations(snn.ann, x)
         for name, a, q in zip(out, acts, quantized, strict=True):
-            norm = torch.linalg.vector_norm(a).clamp(min=1e-12)
-            out[name][t] = float(torch.linalg.vector_norm(q - a) / norm)
+            out[name][t] = relative_error(q, a)
     return out
 
 

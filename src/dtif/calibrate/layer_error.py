@@ -44,6 +44,12 @@ def ann_activations(ann: fx.GraphModule, x: torch.Tensor) -> list[torch.Tensor]:
     return [k.value for k in keeps if k.value is not None]
 
 
+def relative_error(r: torch.Tensor, a: torch.Tensor) -> float:
+    """||r - a|| / ||a||, 2-norms over all elements (an all-zero `a` counts as 1e-12)."""
+    norm = torch.linalg.vector_norm(a).clamp(min=1e-12)
+    return float(torch.linalg.vector_norm(r - a) / norm)
+
+
 def layer_errors(
     snn: SpikingNetwork, x: torch.Tensor, at: Sequence[int]
 ) -> dict[str, dict[int, float]]:
@@ -83,9 +89,7 @@ def layer_errors(
             sums[i] += y_t
             done[i] += 1
             if done[i] in targets:
-                err = torch.linalg.vector_norm(sums[i] / done[i] - acts[i])
-                norm = torch.linalg.vector_norm(acts[i]).clamp(min=1e-12)
-                out[name][done[i]] = float(err / norm)
+                out[name][done[i]] = relative_error(sums[i] / done[i], acts[i])
 
     handles = [
         m.register_forward_hook(partial(hook, i, m.layer_name)) for i, m in enumerate(neurons)
